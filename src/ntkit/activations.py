@@ -1,0 +1,225 @@
+"""The activation registry.
+
+An :class:`Activation` bundles an elementwise JAX function sigma with what the rest of ntkit
+needs to know about it:
+
+* derivatives of any order, by forward-mode autodiff (``act.derivative(k)``); piecewise-linear
+  activations carry their exact derivative, with sigma'(0) = (a_+ + a_-)/2 so that a zero-variance
+  preactivation (z = 0 exactly) is treated the same way by theory and by sampled networks;
+* ``slopes = (a_+, a_-)`` for the scale-invariant class sigma(z) = a_+ z (z > 0), a_- z (z < 0)
+  (relu, leaky_relu, linear), which quadrature must split at z = 0;
+* closed-form two-point Gaussian expectations <sigma_a sigma_b>_K and <sigma'_a sigma'_b>_K where
+  they exist: the arc-cosine kernels for the scale-invariant class (Cho & Saul 2009) and the
+  arcsine kernel for erf (Williams 1997).
+
+Names: ``relu, leaky_relu (slope 0.01; leaky_relu(slope) for another), gelu (exact, z*Phi(z)),
+gelu_tanh, tanh, erf, sigmoid, silu, softplus, sin, linear``; any JAX-differentiable callable is
+accepted too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import erf as _erf
+
+__all__ = ["Activation", "get_activation", "leaky_relu", "names"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation sigma with its derivative and Gaussian closed forms.
+
+    ``fn`` must be elementwise and differentiable by JAX; ``slopes`` is ``(a_+, a_-)`` for
+    scale-invariant activations and ``None`` otherwise; ``dfn`` optionally gives sigma' exactly.
+    """
+
+    name: str
+    fn: Callable
+    slopes: tuple[float, float] | None = None
+    dfn: Callable | None = None
+    closed_form: str | None = None  # "arccos" or "arcsin"
+
+    def __call__(self, z):
+        return self.fn(z)
+
+    @property
+    def scale_invariant(self) -> bool:
+        """True for sigma(z) = a_+ z (z>0), a_- z (z<0): relu, leaky_relu, linear."""
+        return self.slopes is not None
+
+    @property
+    def has_kink(self) -> bool:
+        """True if sigma' jumps at z = 0 (quadrature must split there)."""
+        return self.slopes is not None and self.slopes[0] != self.slopes[1]
+
+    def derivative(self, order: int = 1) -> Callable:
+        """sigma^(order) as an elementwise function (order 0 is sigma itself)."""
+        if order < 0:
+            raise ValueError(f"derivative order must be >= 0, got {order}")
+        if order == 0:
+            return self.fn
+        if self.slopes is not None:
+            if order == 1:
+                return self.dfn
+            return lambda z: jnp.zeros_like(z)  # a.e.; Stein forms never need these
+        f = self.dfn if self.dfn is not None else _elementwise_derivative(self.fn)
+        for _ in range(order - 1):
+            f = _elementwise_derivative(f)
+        return f
+
+    def pair_expectations(self, kaa, kbb, kab):
+        """Closed forms of (<sigma_a sigma_b>, <sigma'_a sigma'_b>) under N(0, [[kaa,kab],[kab,kbb]]).
+
+        Returns ``None`` when the activation has no closed form. Arrays broadcast; numpy float64.
+        """
+        kaa, kbb, kab = (np.asarray(v, dtype=np.float64) for v in (kaa, kbb, kab))
+        if self.closed_form == "arccos":
+            return _arccos_pair(self.slopes, kaa, kbb, kab)
+        if self.closed_form == "arcsin":
+            return _arcsin_pair(kaa, kbb, kab)
+        return None
+
+
+def _elementwise_derivative(f: Callable) -> Callable:
+    def df(z):
+        z = jnp.asarray(z)
+        return jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+
+    return df
+
+
+def _arccos_pair(slopes, kaa, kbb, kab):
+    """Arc-cosine kernels of order 1 and 0 for sigma = a_+ relu(z) - a_- relu(-z).
+
+    With s = sqrt(kaa kbb), cos(t) = kab / s:
+      <sigma sigma>   = s [(a_+^2 + a_-^2) J1(t) - 2 a_+ a_- J1(pi - t)],  J1(t) = (sin t + (pi - t) cos t) / 2pi
+      <sigma' sigma'> = (a_+^2 + a_-^2) J0(t) + 2 a_+ a_- J0(pi - t),       J0(t) = (pi - t) / 2pi
+    A zero-variance entry is z = 0 exactly: sigma(0) = 0 and sigma'(0) = (a_+ + a_-)/2.
+    """
+    ap, am = slopes
+    s = np.sqrt(np.maximum(kaa, 0.0) * np.maximum(kbb, 0.0))
+    degenerate = s <= 0.0
+    cos_t = np.clip(np.where(degenerate, 0.0, kab / np.where(degenerate, 1.0, s)), -1.0, 1.0)
+    t = np.arccos(cos_t)
+    sin_t = np.sqrt(np.maximum(1.0 - cos_t**2, 0.0))
+
+    def j1(angle, sin_angle, cos_angle):
+        return (sin_angle + (np.pi - angle) * cos_angle) / (2 * np.pi)
+
+    ss = s * ((ap**2 + am**2) * j1(t, sin_t, cos_t) - 2 * ap * am * j1(np.pi - t, sin_t, -cos_t))
+    dd = (ap**2 + am**2) * (np.pi - t) / (2 * np.pi) + 2 * ap * am * t / (2 * np.pi)
+    mid = 0.5 * (ap + am)
+    dd = np.where(degenerate, mid * mid, dd)  # E[sigma'(0) sigma'(z_b)] = mid * mid for symmetric z_b
+    ss = np.where(degenerate, 0.0, ss)
+    return ss, dd
+
+
+def _arcsin_pair(kaa, kbb, kab):
+    """Williams' arcsine kernel for erf: with q = (1 + 2kaa)(1 + 2kbb),
+    <erf erf> = (2/pi) arcsin(2 kab / sqrt(q)),  <erf' erf'> = (4/pi) / sqrt(q - 4 kab^2)."""
+    q = (1 + 2 * kaa) * (1 + 2 * kbb)
+    ss = (2 / np.pi) * np.arcsin(np.clip(2 * kab / np.sqrt(q), -1.0, 1.0))
+    dd = (4 / np.pi) / np.sqrt(q - 4 * kab**2)
+    return ss, dd
+
+
+def _piecewise_linear(name: str, a_plus: float, a_minus: float) -> Activation:
+    mid = 0.5 * (a_plus + a_minus)
+
+    def fn(z):
+        return jnp.where(z > 0, a_plus * z, a_minus * z)
+
+    def dfn(z):
+        return jnp.where(z > 0, a_plus, jnp.where(z < 0, a_minus, mid)) * jnp.ones_like(z)
+
+    return Activation(name, fn, slopes=(float(a_plus), float(a_minus)), dfn=dfn, closed_form="arccos")
+
+
+def leaky_relu(slope: float = 0.01) -> Activation:
+    """sigma(z) = z for z > 0 and slope * z for z < 0 (scale invariant)."""
+    slope = float(slope)
+    if not math.isfinite(slope):
+        raise ValueError(f"leaky_relu slope must be finite, got {slope}")
+    return _piecewise_linear(f"leaky_relu({slope:g})", 1.0, slope)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _gelu(z):
+    return z * 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+
+
+def _gelu_prime(z):
+    return 0.5 * (1.0 + _erf(z / math.sqrt(2.0))) + z * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _gelu_tanh(z):
+    return 0.5 * z * (1.0 + jnp.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3)))
+
+
+def _erf_prime(z):
+    return (2.0 / math.sqrt(math.pi)) * jnp.exp(-z * z)
+
+
+def _tanh_prime(z):
+    return 1.0 - jnp.tanh(z) ** 2
+
+
+_REGISTRY: dict[str, Callable[[], Activation]] = {
+    "relu": lambda: _piecewise_linear("relu", 1.0, 0.0),
+    "leaky_relu": lambda: leaky_relu(0.01),
+    "linear": lambda: _piecewise_linear("linear", 1.0, 1.0),
+    "gelu": lambda: Activation("gelu", _gelu, dfn=_gelu_prime),
+    "gelu_tanh": lambda: Activation("gelu_tanh", _gelu_tanh),
+    "tanh": lambda: Activation("tanh", jnp.tanh, dfn=_tanh_prime),
+    "erf": lambda: Activation("erf", _erf, dfn=_erf_prime, closed_form="arcsin"),
+    "sigmoid": lambda: Activation("sigmoid", jax.nn.sigmoid),
+    "silu": lambda: Activation("silu", jax.nn.silu),
+    "softplus": lambda: Activation("softplus", jax.nn.softplus),
+    "sin": lambda: Activation("sin", jnp.sin, dfn=jnp.cos),
+}
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`get_activation`."""
+    return sorted(_REGISTRY)
+
+
+_LEAKY = re.compile(r"^leaky_relu\(\s*([-+0-9.eE]+)\s*\)$")
+
+
+def get_activation(spec) -> Activation:
+    """An :class:`Activation` from a registry name, ``"leaky_relu(0.2)"``, an Activation, or a callable."""
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        match = _LEAKY.match(key)
+        if match:
+            return leaky_relu(float(match.group(1)))
+        raise ValueError(f"unknown activation {spec!r}; known: {', '.join(names())}, leaky_relu(slope), or a JAX callable")
+    if callable(spec):
+        return _from_callable(spec)
+    raise TypeError(f"activation must be a name, an Activation or a callable, got {type(spec).__name__}")
+
+
+def _from_callable(fn: Callable) -> Activation:
+    probe = jnp.linspace(-2.0, 2.0, 5)
+    try:
+        value = jnp.asarray(fn(probe))
+        slope = _elementwise_derivative(fn)(probe)
+    except Exception as exc:  # a user callable can fail in any way: report it as the activation's fault
+        raise TypeError(f"activation callable {fn!r} is not an elementwise JAX-differentiable function: {exc}") from exc
+    if value.shape != probe.shape or slope.shape != probe.shape:
+        raise TypeError(f"activation callable {fn!r} must be elementwise (shape in = shape out)")
+    return Activation(getattr(fn, "__name__", "custom"), fn)

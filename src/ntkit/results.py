@@ -1,0 +1,87 @@
+"""The layout of ntkit results and their netCDF I/O.
+
+Every result is an ``xarray.Dataset`` with named dims
+
+* ``layer`` (1..L), ``a1`` … ``a4`` (sample labels 0..m-1), ``width`` (hidden width n);
+* two-sample tensors (``K``, ``theta``, ``K1``, ``theta1``) on (layer, a1, a2), four-sample
+  tensors (``V``, ``D``, ``F``, ``A``, ``B``) on (layer, a1, a2, a3, a4), in the slot order of
+  the theory specification;
+* Monte-Carlo estimates carry ``<name>_stderr`` beside ``<name>``;
+* attributes: ``ntkit_version``, ``config`` (JSON of everything needed to recompute), ``seed``
+  where random, ``created`` (UTC, ISO 8601).
+
+Files are netCDF-4 written atomically (temporary file, then rename). Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["PAIR_DIMS", "QUAD_DIMS", "with_provenance", "config_of", "save", "load", "sample_coords"]
+
+PAIR_DIMS = ("layer", "a1", "a2")
+QUAD_DIMS = ("layer", "a1", "a2", "a3", "a4")
+
+
+def sample_coords(depth: int, m: int) -> dict[str, np.ndarray]:
+    """Coordinates for layer (1..L) and the sample-label dims a1..a4 (0..m-1)."""
+    labels = np.arange(m)
+    return {"layer": np.arange(1, depth + 1), **{f"a{k}": labels for k in range(1, 5)}}
+
+
+def with_provenance(ds: xr.Dataset, config: dict, seed: int | None = None) -> xr.Dataset:
+    """Attach version, configuration (as JSON), seed and creation time to ``ds``."""
+    from . import __version__
+
+    ds.attrs["ntkit_version"] = __version__
+    ds.attrs["config"] = json.dumps(config, sort_keys=True, default=_jsonable)
+    if seed is not None:
+        ds.attrs["seed"] = int(seed)
+    ds.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return ds
+
+
+def config_of(ds: xr.Dataset) -> dict:
+    """The configuration stored by :func:`with_provenance`."""
+    return json.loads(ds.attrs.get("config", "{}"))
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a result's configuration")
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to netCDF-4 atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result written by :func:`save` fully into memory."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no result file at {path}")
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
