@@ -3,8 +3,11 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import activations
-from .network import MLP
-
-__all__ = ["MLP", "activations"]
 __version__ = "0.1.0"
+
+from . import activations
+from .criticality import critical
+from .network import MLP
+from .theory import infinite_width
+
+__all__ = ["MLP", "activations", "critical", "infinite_width"]

@@ -1,0 +1,361 @@
+"""Batched Gaussian expectations of products of one-variable functions, and their Stein forms.
+
+For a centred Gaussian vector z ~ N(0, K) of dimension k <= 4 (the marginal sub-block of the
+distinct samples an integrand depends on) and functions f_1..f_k this module computes
+
+    <F>                       with F(z) = f_1(z_1) ... f_k(z_k),
+    <d_b F>                 = <y_b F>,                          y = K^-1 z,
+    <d_b1 d_b2 F>           = <(y_b1 y_b2 - Lam_b1b2) F>,       Lam = K^-1,
+    <d_b1 d_b2 d_b3 d_b4 F> = <h_b1b2b3b4(y, Lam) F>            (Hermite weight of order 4),
+
+batched over many covariances at once. The derivative forms are Gaussian integration by parts
+(Stein's lemma): only the f_s themselves are evaluated, so a kinked activation never needs a
+delta function. They need K to be non-singular: pass the block of *distinct* samples.
+
+Two quadrature rules, both in whitened coordinates z = L u with L the lower Cholesky factor of K
+(computed so that a singular or zero-variance K is handled: a zero pivot gives a zero column):
+
+* **smooth integrands** (any JAX callable): tensor Gauss–Hermite with ``nodes`` points per
+  dimension (defaults 200, 96, 48, 28 for k = 1..4). Spectrally convergent for entire
+  integrands (gelu, erf, sin); for activations with poles near the real axis (tanh, sigmoid,
+  softplus) convergence is slower when the variance is large; raise ``nodes`` and compare.
+* **piecewise monomials** f(z) = c_+ z^p (z > 0), c_- z^p (z < 0) — every product of sigma and
+  sigma' of a scale-invariant activation (relu, leaky_relu, linear) is one: the innermost
+  variable is integrated in closed form with truncated-normal moments, the outer ones with
+  Gauss–Legendre on [-U, t] and [t, U] split at the kink t of each factor (U = 9, so the
+  neglected tail mass is < 1e-18). Exact up to round-off in k = 1, spectrally convergent
+  otherwise (default 32 nodes per half: ~1e-14 relative on the test problems).
+
+Error control: ``nodes=`` overrides the default; doubling it and comparing estimates the error
+(see ``tests/test_gaussian.py`` for the measured accuracies against closed forms).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr
+from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
+
+__all__ = ["PiecewiseMonomial", "product", "expectation", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
+
+SMOOTH_NODES = {1: 200, 2: 96, 3: 48, 4: 28}
+SPLIT_NODES = 32  # Gauss–Legendre nodes on each side of a kink
+_TRUNCATION = 9.0  # whitened coordinates beyond +-U carry < 1e-18 of the mass
+_CHUNK_NODES = 1 << 22  # covariances x quadrature nodes evaluated at once
+
+
+@dataclass(frozen=True)
+class PiecewiseMonomial:
+    """f(z) = c_plus z^power for z > 0, c_minus z^power for z < 0, and ``at_zero`` at z = 0.
+
+    ``at_zero`` matters only for power 0 (a product of derivatives of a scale-invariant
+    activation evaluated on a zero-variance preactivation).
+    """
+
+    power: int
+    c_plus: float
+    c_minus: float
+    at_zero: float = 0.0
+
+    def __call__(self, z):
+        z = jnp.asarray(z)
+        zp = z**self.power
+        return jnp.where(z > 0, self.c_plus * zp, jnp.where(z < 0, self.c_minus * zp, self.at_zero * (self.power == 0)))
+
+
+@dataclass(frozen=True)
+class _Product:
+    """Pointwise product of one-variable functions (hashable, so jit caches on it)."""
+
+    factors: tuple
+
+    def __call__(self, z):
+        out = self.factors[0](z)
+        for f in self.factors[1:]:
+            out = out * f(z)
+        return out
+
+
+def product(*factors):
+    """The pointwise product of one-variable functions; stays a PiecewiseMonomial when it can."""
+    if len(factors) == 1:
+        return factors[0]
+    if all(isinstance(f, PiecewiseMonomial) for f in factors):
+        return PiecewiseMonomial(
+            power=sum(f.power for f in factors),
+            c_plus=math.prod(f.c_plus for f in factors),
+            c_minus=math.prod(f.c_minus for f in factors),
+            at_zero=math.prod(f.at_zero for f in factors),
+        )
+    return _Product(tuple(factors))
+
+
+def safe_cholesky(cov):
+    """Lower factor L with L L^T = cov for positive semi-definite cov (..., k, k), k <= 4.
+
+    Unlike ``jnp.linalg.cholesky`` a zero (or round-off negative) pivot gives a zero column
+    instead of NaN, so duplicate samples and zero-variance inputs are exact.
+    """
+    cov = jnp.asarray(cov)
+    k = cov.shape[-1]
+    scale = jnp.max(jnp.abs(jnp.diagonal(cov, axis1=-2, axis2=-1)), axis=-1)
+    tol = 1e-13 * scale
+    cols = [[None] * k for _ in range(k)]
+    for j in range(k):
+        pivot = cov[..., j, j] - sum(cols[j][t] ** 2 for t in range(j))
+        ok = pivot > tol
+        diag = jnp.sqrt(jnp.where(ok, pivot, 1.0))
+        cols[j][j] = jnp.where(ok, diag, 0.0)
+        for i in range(j + 1, k):
+            off = cov[..., i, j] - sum(cols[i][t] * cols[j][t] for t in range(j))
+            cols[i][j] = jnp.where(ok, off / diag, 0.0)
+    zero = jnp.zeros_like(cov[..., 0, 0])
+    rows = [jnp.stack([cols[i][j] if j <= i else zero for j in range(k)], axis=-1) for i in range(k)]
+    return jnp.stack(rows, axis=-2)
+
+
+# ----------------------------------------------------------------------------------------------
+# raw whitened moments T_r = <u_i1 ... u_ir F>, r in {0, 1, 2, 4}
+
+
+def _gauss_hermite_grid(k: int, n: int):
+    x, w = hermegauss(n)
+    w = w / math.sqrt(2 * math.pi)
+    grids = np.meshgrid(*([x] * k), indexing="ij")
+    weights = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0)
+    u = np.stack([g.ravel() for g in grids], axis=-1)
+    return jnp.asarray(u), jnp.asarray(weights.ravel())
+
+
+def _raw_moments_from_nodes(values, u, w, order):
+    """Moments of F over weighted nodes: values (B, N), u (B or 1, N, k), w (B or 1, N)."""
+    wv = w * values
+    out = [jnp.sum(wv, axis=-1)]
+    if order >= 1:
+        out.append(jnp.einsum("bn,bni->bi", wv, jnp.broadcast_to(u, values.shape + u.shape[-1:])))
+    if order >= 2:
+        uu = jnp.broadcast_to(u, values.shape + u.shape[-1:])
+        out.append(jnp.einsum("bn,bni,bnj->bij", wv, uu, uu))
+    if order >= 4:
+        out.append(jnp.einsum("bn,bni,bnj,bnk,bnl->bijkl", wv, uu, uu, uu, uu))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _smooth_kernel(funcs: tuple, k: int, n: int, order: int):
+    u, w = _gauss_hermite_grid(k, n)
+
+    @jax.jit
+    def run(chol):
+        z = jnp.einsum("bij,nj->bni", chol, u)
+        values = funcs[0](z[..., 0])
+        for s in range(1, k):
+            values = values * funcs[s](z[..., s])
+        return _raw_moments_from_nodes(values, u[None], w[None], order)
+
+    return run, n**k
+
+
+def _truncated_moments(tau, rmax):
+    """E[u^r 1(u > tau)] for r = 0..rmax, u ~ N(0, 1); tau (...,) -> (..., rmax + 1)."""
+    tau = jnp.clip(tau, -40.0, 40.0)
+    pdf = jnp.exp(-0.5 * tau * tau) / math.sqrt(2 * math.pi)
+    moments = [ndtr(-tau), pdf]
+    for r in range(2, rmax + 1):
+        moments.append(tau ** (r - 1) * pdf + (r - 1) * moments[r - 2])
+    return jnp.stack(moments[: rmax + 1], axis=-1)
+
+
+def _gaussian_moment(r: int) -> float:
+    return 0.0 if r % 2 else float(np.prod(np.arange(r - 1, 0, -2))) if r > 0 else 1.0
+
+
+def _innermost_moments(f: PiecewiseMonomial, shift, scale, qmax):
+    """m_q = E[u^q f(shift + scale u)] for q = 0..qmax in closed form (scale >= 0)."""
+    p = f.power
+    positive = scale > 0
+    safe_scale = jnp.where(positive, scale, 1.0)
+    tau = jnp.where(positive, -shift / safe_scale, jnp.where(shift > 0, -jnp.inf, jnp.inf))
+    upper = _truncated_moments(tau, qmax + p)  # E[u^r 1(u > tau)]
+    full = jnp.asarray([_gaussian_moment(r) for r in range(qmax + p + 1)])
+    lower = full - upper
+    out = []
+    for q in range(qmax + 1):
+        acc = 0.0
+        for j in range(p + 1):
+            coef = math.comb(p, j) * shift ** (p - j) * scale**j
+            acc = acc + coef * (f.c_plus * upper[..., q + j] + f.c_minus * lower[..., q + j])
+        constant = _gaussian_moment(q) * f(shift)  # scale = 0: z = shift exactly
+        out.append(jnp.where(positive, acc, constant))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _split_kernel(funcs: tuple, k: int, n: int, order: int):
+    x, wx = (jnp.asarray(a) for a in leggauss(n))
+    upper_limit = _TRUNCATION
+
+    def outer_level(shift, scale):
+        """Nodes and weights on [-U, t] and [t, U], t = kink of the factor (z = shift + scale u = 0)."""
+        positive = scale > 0
+        t = jnp.where(positive, -shift / jnp.where(positive, scale, 1.0), upper_limit)
+        t = jnp.clip(t, -upper_limit, upper_limit)[..., None]
+        halves = []
+        for a, b in ((-upper_limit, t), (t, upper_limit)):
+            mid, half = 0.5 * (a + b), 0.5 * (b - a)
+            nodes = mid + half * x
+            halves.append((nodes, half * wx * jnp.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)))
+        return jnp.concatenate([h[0] for h in halves], -1), jnp.concatenate([h[1] for h in halves], -1)
+
+    @jax.jit
+    def run(chol):
+        batch = chol.shape[0]
+        u = jnp.zeros((batch, 1, 0))
+        weight = jnp.ones((batch, 1))
+        outer = jnp.ones((batch, 1))
+        for s in range(k - 1):
+            shift = jnp.einsum("bmt,bt->bm", u, chol[:, s, :s])
+            scale = chol[:, s, s][:, None]
+            nodes, w = outer_level(shift, jnp.broadcast_to(scale, shift.shape))
+            z_s = shift[..., None] + scale[..., None] * nodes
+            outer = (outer[..., None] * funcs[s](z_s)).reshape(batch, -1)
+            weight = (weight[..., None] * w).reshape(batch, -1)
+            u = jnp.concatenate([jnp.repeat(u, 2 * n, axis=1), nodes.reshape(batch, -1, 1)], axis=-1)
+        shift = jnp.einsum("bmt,bt->bm", u, chol[:, k - 1, : k - 1])
+        scale = jnp.broadcast_to(chol[:, k - 1, k - 1][:, None], shift.shape)
+        inner = _innermost_moments(funcs[k - 1], shift, scale, order)  # list over q of (B, M)
+        wg = weight * outer
+        return _moments_with_closed_inner(wg, u, inner, k, order)
+
+    return run, (2 * n) ** (k - 1)
+
+
+def _moments_with_closed_inner(wg, u_outer, inner, k, order):
+    """Raw moments when the last whitened variable was integrated in closed form (moments ``inner``)."""
+    last = k - 1
+
+    def moment(indices):
+        q = sum(1 for i in indices if i == last)
+        integrand = wg * inner[q]
+        for i in indices:
+            if i != last:
+                integrand = integrand * u_outer[..., i]
+        return jnp.sum(integrand, axis=-1)
+
+    out = [moment(())]
+    for r in (1, 2, 4):
+        if order >= r:
+            entries = [moment(idx) for idx in itertools.product(range(k), repeat=r)]
+            out.append(jnp.stack(entries, axis=-1).reshape((wg.shape[0],) + (k,) * r))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Stein (Hermite-weight) transforms from whitened moments
+
+
+def _hermite_in_whitened(moments, k, order):
+    """<H_r(u) F>: H_1 = u, H_2 = uu - I, H_4 = uuuu - (6 terms) + (3 terms)."""
+    t0 = moments[0]
+    eye = jnp.eye(k)
+    if order == 1:
+        return moments[1]
+    if order == 2:
+        return moments[2] - eye * t0[:, None, None]
+    t2, t4 = moments[2], moments[3]
+    pairs = (
+        jnp.einsum("ij,bkl->bijkl", eye, t2) + jnp.einsum("ik,bjl->bijkl", eye, t2) + jnp.einsum("il,bjk->bijkl", eye, t2)
+        + jnp.einsum("jk,bil->bijkl", eye, t2) + jnp.einsum("jl,bik->bijkl", eye, t2) + jnp.einsum("kl,bij->bijkl", eye, t2)
+    )
+    deltas = jnp.einsum("ij,kl->ijkl", eye, eye) + jnp.einsum("ik,jl->ijkl", eye, eye) + jnp.einsum("il,jk->ijkl", eye, eye)
+    return t4 - pairs + deltas[None] * t0[:, None, None, None, None]
+
+
+def _to_sample_coordinates(hermite, chol_inv_t, order):
+    """Map whitened Hermite moments to <d_b1..d_br F>: each index contracted with L^-T."""
+    if order == 1:
+        return jnp.einsum("bai,bi->ba", chol_inv_t, hermite)
+    if order == 2:
+        return jnp.einsum("bai,bcj,bij->bac", chol_inv_t, chol_inv_t, hermite)
+    return jnp.einsum("bai,bcj,bek,bgl,bijkl->baceg", chol_inv_t, chol_inv_t, chol_inv_t, chol_inv_t, hermite)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes: int | None = None) -> np.ndarray:
+    """<d^r F> for F = prod_s funcs[s](z_s), z ~ N(0, cov), batched over the leading dims of cov.
+
+    ``funcs``: k <= 4 one-variable functions (JAX callables or :class:`PiecewiseMonomial`);
+    ``cov``: (..., k, k) positive semi-definite; ``derivative_order`` r in {0, 1, 2, 4}.
+    Returns (...) for r = 0 and (..., k, ..., k) (r sample indices) otherwise. Derivatives need
+    a non-singular cov and raise ``ValueError`` naming the offending block otherwise.
+    """
+    funcs = tuple(funcs)
+    cov = np.asarray(cov, dtype=np.float64)
+    k = len(funcs)
+    if not 1 <= k <= 4:
+        raise ValueError(f"expectation takes 1 to 4 functions, got {k}")
+    if cov.shape[-2:] != (k, k):
+        raise ValueError(f"cov must have shape (..., {k}, {k}) for {k} functions, got {cov.shape}")
+    if derivative_order not in (0, 1, 2, 4):
+        raise ValueError(f"derivative_order must be 0, 1, 2 or 4, got {derivative_order}")
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("cov contains NaN or inf")
+    diag = np.diagonal(cov, axis1=-2, axis2=-1)
+    if np.any(diag < -1e-12 * np.maximum(1.0, np.abs(diag).max(initial=0.0))):
+        raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
+    batch_shape = cov.shape[:-2]
+    flat = cov.reshape((-1, k, k))
+    chol = np.asarray(safe_cholesky(flat))
+    if derivative_order > 0:
+        _require_nonsingular(flat, chol)
+
+    split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
+    if split:
+        run, per_cov = _split_kernel(funcs, k, nodes or SPLIT_NODES, derivative_order)
+    else:
+        run, per_cov = _smooth_kernel(funcs, k, nodes or SMOOTH_NODES[k], derivative_order)
+    moments = _run_chunked(run, chol, per_cov)
+    if derivative_order == 0:
+        result = moments[0]
+    else:
+        hermite = _hermite_in_whitened(moments, k, derivative_order)
+        chol_inv_t = np.swapaxes(np.linalg.inv(chol), -1, -2)
+        result = _to_sample_coordinates(hermite, jnp.asarray(chol_inv_t), derivative_order)
+    return np.asarray(result).reshape(batch_shape + (k,) * derivative_order)
+
+
+def _require_nonsingular(cov, chol):
+    diag = np.abs(np.diagonal(chol, axis1=-2, axis2=-1))
+    scale = np.sqrt(np.max(np.abs(np.diagonal(cov, axis1=-2, axis2=-1)), axis=-1, keepdims=True))
+    bad = np.any(diag <= 1e-7 * np.maximum(scale, 1e-300), axis=-1)
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        raise ValueError(
+            "a Gaussian derivative (Stein) form needs a non-singular covariance block, but block "
+            f"{first} is singular or nearly so: {cov[first].tolist()}; pass only distinct, non-collinear samples"
+        )
+
+
+def _run_chunked(run, chol, per_cov):
+    batch = chol.shape[0]
+    chunk = max(1, min(batch, _CHUNK_NODES // max(per_cov, 1)))
+    pieces = []
+    for start in range(0, batch, chunk):
+        part = chol[start : start + chunk]
+        pad = chunk - part.shape[0]
+        if pad:
+            part = np.concatenate([part, np.broadcast_to(np.eye(part.shape[-1]), (pad,) + part.shape[1:])])
+        out = run(jnp.asarray(part))
+        pieces.append([np.asarray(o)[: chunk - pad] for o in out])
+    return [np.concatenate([p[i] for p in pieces]) for i in range(len(pieces[0]))]

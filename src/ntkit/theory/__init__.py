@@ -1,0 +1,4 @@
+"""Theory: pure layer-to-layer recursions of the statistics of a random MLP (never imports sampling)."""
+from .infinite import infinite_width
+
+__all__ = ["infinite_width"]
