@@ -93,7 +93,7 @@ def critical_points(activation, k_min: float = 1e-4, k_max: float = 1e3, grid: i
         c_w = 1.0 / pp
         c_b = k_star - c_w * sq
         if c_b >= -1e-12:
-            found.append(CriticalPoint(max(c_b, 0.0), c_w, k_star, c_w * hs, c_w * pp, "nontrivial"))
+            found.append(CriticalPoint(float(max(c_b, 0.0)), float(c_w), float(k_star), float(c_w * hs), float(c_w * pp), "nontrivial"))
     return found
 
 
