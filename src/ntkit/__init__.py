@@ -8,6 +8,6 @@ __version__ = "0.1.0"
 from . import activations
 from .criticality import critical
 from .network import MLP
-from .theory import infinite_width
+from .theory import at_width, finite_width, infinite_width
 
-__all__ = ["MLP", "activations", "critical", "infinite_width"]
+__all__ = ["MLP", "activations", "at_width", "critical", "finite_width", "infinite_width"]

@@ -2,3 +2,6 @@
 from .infinite import infinite_width
 
 __all__ = ["infinite_width"]
+from .first_order import at_width, finite_width
+
+__all__ += ["finite_width", "at_width"]

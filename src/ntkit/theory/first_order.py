@@ -1,0 +1,237 @@
+"""First-order (1/n) statistics of a random MLP, layer by layer (theory spec §3 of both files).
+
+Per layer l the statistics of z^(l) and of the NTK are, with n = n_(l-1) the layer's fan-in,
+
+    E[z z]      = K + K1/n,        E[Theta_hat] = Theta + theta1/n,
+    V/n, D/n, F/n, A/n, B/n        the connected four-point statistics (slot orders of the spec).
+
+The recursion from l to l+1 (hyperparameters of layer l+1, r = n_l / n_(l-1) multiplying only
+inherited terms, tables of ``layer_tables`` at K^(l)) is implemented by :func:`first_order_step`
+with dense einsums over a leading batch axis. The same step serves
+
+* the full tensors on all m (distinct) inputs: batch 1, P = m;
+* the fast mean path: every pair of inputs as its own 2-sample problem (batch = pairs, P = 2),
+  because the recursions close on any subset of samples; K1 and theta1 need nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..network import MLP, hidden_widths, validate_inputs
+from ..results import PAIR_DIMS, QUAD_DIMS, with_provenance
+from .infinite import layer_kernels
+from .layer_tables import LayerTables, layer_tables
+
+__all__ = ["FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
+
+MAX_FULL_SAMPLES = 16  # the full four-sample tensors hold m^4 entries per layer and cost ~m^6
+
+
+@dataclass(frozen=True)
+class FirstOrderState:
+    """Statistics of one layer, batched: pair arrays (batch, P, P), four-sample arrays (batch, P, P, P, P)."""
+
+    K: np.ndarray
+    theta: np.ndarray
+    K1: np.ndarray
+    theta1: np.ndarray
+    V: np.ndarray
+    D: np.ndarray
+    F: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Hyper:
+    c_b: float
+    c_w: float
+    lambda_b: float
+    lambda_w: float
+
+
+def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: float, K_next, theta_next) -> FirstOrderState:
+    """One layer of the first-order recursions (first-order-mean.md §3, first-order-fluctuations.md §3).
+
+    ``K_next``/``theta_next`` are the leading-order kernels of layer l+1 (from the infinite-width
+    recursion).
+    """
+    cw, lw = h.c_w, h.lambda_w
+    S, P, th = tab.S, tab.P, state.theta
+    V, D, F, A = state.V, state.D, state.F, state.A
+
+    # inherited contractions (all O(1/n_(l-1)), carry r)
+    A2_V = np.einsum("zabij,zijkl->zabkl", tab.A2, V)
+    AVA = np.einsum("zabkl,zcdkl->zabcd", A2_V, tab.A2)
+    AVB = np.einsum("zabkl,zcdkl->zabcd", A2_V, tab.B2)
+    A2_D = np.einsum("zabij,zijcd->zabcd", tab.A2, D)
+    fourth_V = np.einsum("zabijkl,zijkl->zab", tab.A4, V)
+    B4_V = np.einsum("zabijkl,zijkl->zab", tab.B4, V)
+    A2_K1 = np.einsum("zabij,zij->zab", tab.A2, state.K1)
+    B2_K1 = np.einsum("zabij,zij->zab", tab.B2, state.K1)
+    B2_DF = np.einsum("zabij,zijab->zab", tab.B2, D) + np.einsum("zabij,ziajb->zab", tab.B2, F) + np.einsum("zabij,zibja->zab", tab.B2, F)
+
+    K1 = r * cw * (0.5 * A2_K1 + 0.125 * fourth_V)
+    theta1 = r * (
+        lw * (0.5 * A2_K1 + 0.125 * fourth_V)
+        + cw * th * (0.5 * B2_K1 + 0.125 * B4_V)
+        + cw * P * state.theta1
+        + 0.5 * cw * B2_DF
+    )
+
+    SS = np.einsum("zab,zcd->zabcd", S, S)
+    SP = np.einsum("zab,zcd->zabcd", S, P)
+    PP = np.einsum("zab,zcd->zabcd", P, P)
+    th_cd = th[:, None, None, :, :]
+    th_ab = th[:, :, :, None, None]
+    Pcd = P[:, None, None, :, :]
+    Pab = P[:, :, :, None, None]
+    N_cdab = np.einsum("zabcd->zcdab", tab.N)
+    SP_cdab = np.einsum("zab,zcd->zcdab", S, P)
+
+    V_new = cw**2 * (tab.M - SS) + r * 0.25 * cw**2 * AVA
+    D_new = (
+        cw * lw * (tab.M - SS)
+        + cw**2 * th_cd * (tab.N - SP)
+        + r * (0.25 * cw * lw * AVA + 0.25 * cw**2 * th_cd * AVB + 0.5 * cw**2 * Pcd * A2_D)
+    )
+    # F'_{acbd} = cw^2 Theta_cd N_abcd + r cw^2 C_{ac;i} C_{bd;j} F_{icjd}
+    F_new = cw**2 * np.einsum("zcd,zabcd->zacbd", th, tab.N) + r * cw**2 * np.einsum("zaci,zbdj,zicjd->zacbd", tab.C, tab.C, F)
+    # A' = Cov(Y_ab, Y_cd) + r [V Y2 Y2 / 4 + (cw/2) P_cd D Y2_ab + (cw/2) P_ab D Y2_cd + cw^2 P_ab P_cd A]
+    Y2 = lw * tab.A2 + cw * th[:, :, :, None, None] * tab.B2
+    Y2_V = np.einsum("zabij,zijkl->zabkl", Y2, V)
+    Y2_D = np.einsum("zabij,zijcd->zabcd", Y2, D)
+    fresh_A = (
+        lw**2 * (tab.M - SS)
+        + lw * cw * th_cd * (tab.N - SP)
+        + lw * cw * th_ab * (N_cdab - SP_cdab)
+        + cw**2 * th_ab * th_cd * (tab.Q - PP)
+    )
+    A_new = fresh_A + r * (
+        0.25 * np.einsum("zabkl,zcdkl->zabcd", Y2_V, Y2)
+        + 0.5 * cw * Pcd * Y2_D
+        + 0.5 * cw * Pab * np.einsum("zcdab->zabcd", Y2_D)
+        + cw**2 * Pab * Pcd * A
+    )
+    # B'_{acbd} = cw^2 Theta_ab Theta_cd Q_abcd + r cw^2 P_ac P_bd B_acbd
+    B_new = cw**2 * np.einsum("zab,zcd,zabcd->zacbd", th, th, tab.Q) + r * cw**2 * np.einsum("zac,zbd,zacbd->zacbd", P, P, state.B)
+    return FirstOrderState(K_next, theta_next, K1, theta1, V_new, D_new, F_new, A_new, B_new)
+
+
+def _zero_state(K, theta) -> FirstOrderState:
+    batch, P, _ = K.shape
+    zero2 = np.zeros((batch, P, P))
+    zero4 = np.zeros((batch,) + (P,) * 4)
+    return FirstOrderState(K, theta, zero2, zero2, zero4, zero4, zero4, zero4, zero4)
+
+
+def _hyper(mlp: MLP, layer: int) -> _Hyper:
+    return _Hyper(mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer))
+
+
+def _ratios(mlp: MLP, widths) -> list[float]:
+    """r_l = n_l / n_(l-1) for the step l -> l+1, l = 1..L-1 (r_1 multiplies zero)."""
+    if widths is None:
+        return [1.0] * (mlp.depth - 1)
+    n = hidden_widths(widths, mlp.depth)
+    return [1.0] + [n[l - 1] / n[l - 2] for l in range(2, mlp.depth)]
+
+
+def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState]:
+    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``."""
+    states = [_zero_state(*kernels[0])]
+    for layer in range(2, mlp.depth + 1):
+        K_prev = kernels[layer - 2][0]
+        tab = layer_tables(mlp.activation, K_prev, nodes=nodes)
+        states.append(first_order_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
+    return states
+
+
+def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors: str = "all", nodes: int | None = None) -> xr.Dataset:
+    """First-order statistics per layer 1..L as an ``xarray.Dataset``.
+
+    ``tensors="all"``: K, theta, K1, theta1 on (layer, a1, a2) and V, D, F, A, B on
+    (layer, a1, a2, a3, a4), for at most ``MAX_FULL_SAMPLES`` distinct inputs.
+    ``tensors="mean"``: K, theta, K1, theta1 only, through 2-sample sub-problems (any m).
+    ``widths``: hidden widths n_1..n_(L-1) (int or sequence); they enter only through the ratios
+    n_l / n_(l-1) (default equal widths). Layer-l tensors are normalised by n_(l-1): use
+    :func:`at_width` for the corrected predictions at given widths.
+    """
+    x = validate_inputs(x)
+    if tensors not in ("all", "mean"):
+        raise ValueError(f"tensors must be 'all' or 'mean', got {tensors!r}")
+    r = _ratios(mlp, widths)
+    unique, inverse = np.unique(x, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    full_kernels = [(K, th) for _, K, th in layer_kernels(mlp, unique, nodes=nodes)]
+
+    if tensors == "all":
+        if unique.shape[0] > MAX_FULL_SAMPLES:
+            raise ValueError(
+                f"tensors='all' holds m^4 entries per layer and is limited to {MAX_FULL_SAMPLES} distinct inputs "
+                f"(got {unique.shape[0]}); use tensors='mean' for K1 and theta1 on many inputs"
+            )
+        states = _run(mlp, [(K[None], th[None]) for K, th in full_kernels], r, nodes)
+        pair = {name: np.stack([getattr(s, name)[0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
+        quad = {name: np.stack([getattr(s, name)[0] for s in states]) for name in ("V", "D", "F", "A", "B")}
+    else:
+        pair = _mean_path(mlp, full_kernels, r, nodes)
+        quad = {}
+
+    m = x.shape[0]
+    data = {name: (PAIR_DIMS, value[np.ix_(range(mlp.depth), inverse, inverse)]) for name, value in pair.items()}
+    grid = np.ix_(range(mlp.depth), inverse, inverse, inverse, inverse)
+    data.update({name: (QUAD_DIMS, value[grid]) for name, value in quad.items()})
+    coords = {"layer": np.arange(1, mlp.depth + 1), "a1": np.arange(m), "a2": np.arange(m)}
+    if quad:
+        coords.update({"a3": np.arange(m), "a4": np.arange(m)})
+    ds = xr.Dataset(data, coords=coords)
+    config = {"kind": "finite_width", "mlp": mlp.describe(), "x": x, "width_ratios": r, "tensors": tensors}
+    return with_provenance(ds, config)
+
+
+def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str, np.ndarray]:
+    """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (and 1-sample {a})."""
+    m = full_kernels[0][0].shape[0]
+    out = {name: np.zeros((mlp.depth, m, m)) for name in ("K", "theta", "K1", "theta1")}
+    for l, (K, th) in enumerate(full_kernels):
+        out["K"][l], out["theta"][l] = K, th
+    if m == 1:
+        groups = [np.array([[0]])]
+    else:
+        a, b = np.triu_indices(m, 1)
+        groups = [np.stack([a, b], -1)]
+    for samples in groups:
+        sub = [(K[samples[:, :, None], samples[:, None, :]], th[samples[:, :, None], samples[:, None, :]]) for K, th in full_kernels]
+        states = _run(mlp, sub, r, nodes)
+        for l, state in enumerate(states):
+            for name in ("K1", "theta1"):
+                value = getattr(state, name)
+                for i in range(samples.shape[1]):
+                    for j in range(samples.shape[1]):
+                        out[name][l, samples[:, i], samples[:, j]] = value[:, i, j]
+    return out
+
+
+def at_width(ds: xr.Dataset, width: int | Sequence[int]) -> xr.Dataset:
+    """Predictions at finite width: K + K1/n, theta + theta1/n and the cumulants V/n, ... .
+
+    ``width`` is the hidden width (int: all equal) or n_1..n_(L-1); layer l uses n_(l-1) and
+    layer 1 (exactly Gaussian, no correction) is returned unchanged.
+    """
+    depth = ds.sizes["layer"]
+    n = np.array((1,) + hidden_widths(width, depth), dtype=float)[ds["layer"].values - 1]
+    fan_in = xr.DataArray(n, dims="layer", coords={"layer": ds["layer"]})
+    first = xr.DataArray(ds["layer"].values == 1, dims="layer", coords={"layer": ds["layer"]})
+    out = xr.Dataset(coords=ds.coords, attrs=dict(ds.attrs))
+    out["K"] = ds["K"] + xr.where(first, 0.0, ds["K1"] / fan_in)
+    out["theta"] = ds["theta"] + xr.where(first, 0.0, ds["theta1"] / fan_in)
+    for name in ("V", "D", "F", "A", "B"):
+        if name in ds:
+            out[name] = xr.where(first, 0.0, ds[name] / fan_in)
+    return out
