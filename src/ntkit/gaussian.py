@@ -187,7 +187,7 @@ def _innermost_moments(f: PiecewiseMonomial, shift, scale, qmax):
     tau = jnp.where(positive, -shift / safe_scale, jnp.where(shift > 0, -jnp.inf, jnp.inf))
     upper = _truncated_moments(tau, qmax + p)  # E[u^r 1(u > tau)]
     full = jnp.asarray([_gaussian_moment(r) for r in range(qmax + p + 1)])
-    lower = full - upper
+    lower = jnp.broadcast_to(full, upper.shape) - upper
     out = []
     for q in range(qmax + 1):
         acc = 0.0
@@ -212,8 +212,8 @@ def _split_kernel(funcs: tuple, k: int, n: int, order: int):
         halves = []
         for a, b in ((-upper_limit, t), (t, upper_limit)):
             mid, half = 0.5 * (a + b), 0.5 * (b - a)
-            nodes = mid + half * x
-            halves.append((nodes, half * wx * jnp.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)))
+            nodes = mid + half * x[None, None, :]
+            halves.append((nodes, half * wx[None, None, :] * jnp.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)))
         return jnp.concatenate([h[0] for h in halves], -1), jnp.concatenate([h[1] for h in halves], -1)
 
     @jax.jit
@@ -270,7 +270,7 @@ def _hermite_in_whitened(moments, k, order):
     if order == 1:
         return moments[1]
     if order == 2:
-        return moments[2] - eye * t0[:, None, None]
+        return moments[2] - eye[None] * t0[:, None, None]
     t2, t4 = moments[2], moments[3]
     pairs = (
         jnp.einsum("ij,bkl->bijkl", eye, t2) + jnp.einsum("ik,bjl->bijkl", eye, t2) + jnp.einsum("il,bjk->bijkl", eye, t2)

@@ -1,0 +1,186 @@
+"""First-order recursions against exact results that do not come from the code under test.
+
+Oracles: PDLT's exact single-input ReLU identities (first-order-fluctuations.md §5), the deep
+linear network (V^(l) = 2 (l-1) K^2 for c_w = 1, K1 = 0), the scale-invariance theorem, the
+tensor symmetries of the specification, and the independence of the two computation paths.
+"""
+
+import numpy as np
+import pytest
+
+import ntkit
+from ntkit.checks import depth_stability, scale_invariance
+from ntkit.theory import at_width, finite_width
+
+X2 = np.array([[1.0, 0.5, -1.2], [0.3, -0.8, 0.4]])
+X3 = np.array([[1.0, 0.5, -1.2], [0.3, -0.8, 0.4], [2.0, 1.0, 0.1]])  # different norms, P >= 2
+GELU = ntkit.critical("gelu")
+
+
+def _single(ds, name):
+    return ds[name].values[(slice(None),) + (0,) * (ds[name].ndim - 1)]
+
+
+@pytest.mark.parametrize("lambda_b, lambda_w", [(1.0, 1.0), (0.3, 2.0)])
+def test_relu_single_input_identities(lambda_b, lambda_w):
+    """PDLT: for ReLU at (0, 2) with one input, K is constant and the tensors obey exact linear recursions."""
+    ds = finite_width(ntkit.MLP(depth=6, activation="relu", c_b=0.0, c_w=2.0, lambda_b=lambda_b, lambda_w=lambda_w), X2[:1])
+    K, th = _single(ds, "K"), _single(ds, "theta")
+    V, D, F, A, B = (_single(ds, n) for n in "VDFAB")
+    k = K[0]
+    np.testing.assert_allclose(K, k, rtol=1e-13)
+    np.testing.assert_allclose(V, [5 * (l - 1) * k**2 for l in range(1, 7)], rtol=1e-12, atol=1e-12)
+    lw = lambda_w
+    for l in range(5):
+        np.testing.assert_allclose(th[l + 1], lambda_b + lw / 2 * k + th[l], rtol=1e-12)
+        np.testing.assert_allclose(F[l + 1], F[l] + 2 * k * th[l], rtol=1e-12)
+        np.testing.assert_allclose(B[l + 1], B[l] + 2 * th[l] ** 2, rtol=1e-12)
+        np.testing.assert_allclose(D[l + 1], D[l] + lw / 2 * V[l] + 2.5 * lw * k**2 + k * th[l], rtol=1e-12)
+        expected_A = A[l] + lw**2 / 4 * V[l] + lw * D[l] + 1.25 * lw**2 * k**2 + lw * k * th[l] + th[l] ** 2
+        np.testing.assert_allclose(A[l + 1], expected_A, rtol=1e-12)
+    np.testing.assert_allclose(_single(ds, "K1"), 0.0, atol=1e-12)
+    np.testing.assert_allclose(_single(ds, "theta1"), 0.0, atol=1e-12)
+
+
+def test_deep_linear_network():
+    """sigma(z) = z, c_b = 0, c_w = 1: K is constant, V^(l) = 2 (l-1) K K (all index pairings), K1 = 0."""
+    ds = finite_width(ntkit.MLP(depth=5, activation="linear", c_b=0.0, c_w=1.0), X3)
+    K = ds["K"].values[0]
+    expected_unit = np.einsum("ac,bd->abcd", K, K) + np.einsum("ad,bc->abcd", K, K)
+    for l in range(1, 6):
+        np.testing.assert_allclose(ds["V"].values[l - 1], (l - 1) * expected_unit, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(ds["K1"].values, 0.0, atol=1e-12)
+
+
+def test_width_ratio_multiplies_only_inherited_terms():
+    """Deep linear, one input: V^(3) = 2K^2 + r_2 * 2K^2 with r_2 = n_2 / n_1."""
+    mlp = ntkit.MLP(depth=4, activation="linear", c_b=0.0, c_w=1.0)
+    equal = finite_width(mlp, X2[:1])
+    ratio = finite_width(mlp, X2[:1], widths=(10, 40, 7))
+    k = equal["K"].values[0, 0, 0]
+    np.testing.assert_allclose(_single(equal, "V")[2], 4 * k**2, rtol=1e-12)
+    np.testing.assert_allclose(_single(ratio, "V")[2], 2 * k**2 + 4 * 2 * k**2, rtol=1e-12)
+    np.testing.assert_allclose(_single(ratio, "V")[1], _single(equal, "V")[1], rtol=1e-12)  # layer 2: no ratio
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)"])
+def test_scale_invariant_diagonal_corrections_vanish(activation):
+    mlp = ntkit.MLP(depth=5, activation=activation, c_b=0.3, c_w=1.7, lambda_b=0.5, lambda_w=1.5)
+    report = scale_invariance(mlp, X3)
+    assert np.all(report["K1_diagonal_max"].values < 1e-12)
+    assert np.all(report["theta1_diagonal_max"].values < 1e-12)
+    # ...while the off-diagonal entries are genuinely nonzero from layer 3 on
+    assert np.all(report["K1_offdiagonal_max"].values[2:] > 1e-3)
+    assert np.all(report["theta1_offdiagonal_max"].values[2:] > 1e-3)
+
+
+def test_gelu_diagonal_theta1_is_nonzero_from_layer_3():
+    ds = finite_width(ntkit.MLP(depth=4, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w), X3, tensors="mean")
+    diag = np.diagonal(ds["theta1"].values, axis1=1, axis2=2)
+    np.testing.assert_allclose(diag[:2], 0.0, atol=1e-12)  # layers 1, 2 have no mean correction
+    assert np.all(np.abs(diag[2:]) > 1e-3)
+
+
+@pytest.fixture(scope="module")
+def gelu_tensors():
+    return finite_width(ntkit.MLP(depth=4, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w), X3)
+
+
+def _perm(T, order):
+    return np.transpose(T, (0,) + tuple(i + 1 for i in order))
+
+
+def test_tensor_symmetries(gelu_tensors):
+    ds = gelu_tensors
+    V, D, F, A, B = (ds[n].values for n in "VDFAB")
+    scale = max(np.abs(T).max() for T in (V, D, F, A, B))
+    tol = 1e-12 * scale
+    for T in (V, A):
+        for order in [(1, 0, 2, 3), (0, 1, 3, 2), (2, 3, 0, 1)]:
+            np.testing.assert_allclose(T, _perm(T, order), atol=tol)
+    for order in [(1, 0, 2, 3), (0, 1, 3, 2)]:
+        np.testing.assert_allclose(D, _perm(D, order), atol=tol)
+    np.testing.assert_allclose(F, _perm(F, (2, 3, 0, 1)), atol=tol)  # F_acbd = F_bdac
+    for order in [(2, 3, 0, 1), (1, 0, 3, 2), (3, 2, 1, 0)]:  # B_acbd = B_bdac = B_cadb = B_dbca
+        np.testing.assert_allclose(B, _perm(B, order), atol=tol)
+    for name in ("K1", "theta1", "K", "theta"):
+        np.testing.assert_allclose(ds[name].values, np.swapaxes(ds[name].values, 1, 2), atol=tol)
+    # the spec's non-symmetries are real (an index-order bug would make them hold)
+    assert np.abs(D - _perm(D, (2, 3, 0, 1))).max() > 1e-3 * scale
+    assert np.abs(F - _perm(F, (1, 0, 2, 3))).max() > 1e-3 * scale
+    assert np.abs(B - _perm(B, (1, 0, 2, 3))).max() > 1e-3 * scale
+
+
+@pytest.mark.parametrize("activation, c_b, c_w", [("gelu", GELU.c_b, GELU.c_w), ("relu", 0.0, 2.0), ("tanh", 0.0, 1.0)])
+def test_mean_path_equals_full_tensor_path(activation, c_b, c_w):
+    mlp = ntkit.MLP(depth=4, activation=activation, c_b=c_b, c_w=c_w)
+    full = finite_width(mlp, X3, tensors="all")
+    mean = finite_width(mlp, X3, tensors="mean")
+    for name in ("K", "theta", "K1", "theta1"):
+        np.testing.assert_allclose(mean[name].values, full[name].values, rtol=1e-10, atol=1e-12)
+
+
+def test_duplicate_inputs_give_identical_rows():
+    x = np.vstack([X2, X2[:1]])
+    ds = finite_width(ntkit.MLP(depth=3, activation="tanh", c_b=0.1, c_w=1.2), x)
+    for name in ("K1", "theta1"):
+        np.testing.assert_array_equal(ds[name].values[:, 2], ds[name].values[:, 0])
+    np.testing.assert_array_equal(ds["V"].values[:, 2, 1, 0, 2], ds["V"].values[:, 0, 1, 0, 0])
+
+
+def test_at_width_divides_by_fan_in():
+    ds = finite_width(ntkit.MLP(depth=3, activation="tanh", c_b=0.0, c_w=1.0), X2)
+    pred = at_width(ds, (8, 32))
+    np.testing.assert_allclose(pred["K"].sel(layer=3).values, ds["K"].sel(layer=3) + ds["K1"].sel(layer=3) / 32)
+    np.testing.assert_allclose(pred["V"].sel(layer=2).values, ds["V"].sel(layer=2) / 8)
+    np.testing.assert_allclose(pred["K"].sel(layer=1).values, ds["K"].sel(layer=1))
+
+
+def test_too_many_inputs_for_full_tensors_is_refused():
+    with pytest.raises(ValueError, match="tensors='mean'"):
+        finite_width(ntkit.MLP(depth=2, activation="relu"), np.random.default_rng(0).normal(size=(40, 3)))
+
+
+def test_collinear_inputs_without_bias_are_refused_clearly():
+    """x_b = 2 x_a with c_b = 0 and relu: perfectly correlated, the Stein forms have no inverse."""
+    with pytest.raises(ValueError, match="singular"):
+        finite_width(ntkit.MLP(depth=3, activation="relu", c_b=0.0, c_w=2.0), np.vstack([X2[0], 2 * X2[0]]))
+
+
+# --- depth stability (the paper's theorem, with the exponents the spec measured) -------------
+
+
+def test_relu_critical_fluctuations_grow_linearly():
+    d = depth_stability(ntkit.MLP(depth=60, activation="relu", c_b=0.0, c_w=2.0), X2[0])
+    for q in ("v", "d", "f", "a", "b"):
+        assert 0.9 < d.attrs[f"exponent_{q}"] < 1.1, q
+    assert abs(d.attrs["log_rate_K"]) < 1e-10
+    np.testing.assert_allclose(np.diff(d["v"].values)[-10:], 5.0, rtol=1e-10)  # v = 5 (l - 1)
+
+
+def test_tanh_critical_slopes_match_the_specification():
+    d = depth_stability(ntkit.MLP(depth=50, activation="tanh", c_b=0.0, c_w=1.0), X2[0])
+    layers = d["layer"].values
+    window = (layers >= 30) & (layers <= 50)
+    slope = {q: np.polyfit(layers[window], d[q].values[window], 1)[0] for q in ("v", "d", "f", "a", "b")}
+    assert slope["v"] == pytest.approx(0.659, abs=0.02)
+    assert slope["d"] == pytest.approx(-0.16, abs=0.02)
+    assert slope["f"] == pytest.approx(0.20, abs=0.02)
+    assert slope["a"] == pytest.approx(0.065, abs=0.01)
+    assert slope["b"] == pytest.approx(0.20, abs=0.02)
+
+
+def test_gelu_at_its_fixed_point_d_and_a_grow_faster_than_linear():
+    k_star = GELU.K_star
+    x = np.full(3, np.sqrt((k_star - GELU.c_b) / GELU.c_w))  # K^(1) = K*
+    d = depth_stability(ntkit.MLP(depth=100, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w), x)
+    np.testing.assert_allclose(d["K"].values, k_star, rtol=1e-8)
+    for q in ("v", "f", "b"):
+        assert 0.85 < d.attrs[f"exponent_{q}"] < 1.15, q
+    assert d.attrs["exponent_d"] > 1.3 and d.attrs["exponent_a"] > 1.8
+
+
+@pytest.mark.parametrize("c_w", [1.8, 2.2])
+def test_off_criticality_kernel_is_exponential(c_w):
+    d = depth_stability(ntkit.MLP(depth=60, activation="relu", c_b=0.0, c_w=c_w), X2[0])
+    assert d.attrs["log_rate_K"] == pytest.approx(np.log(c_w / 2), rel=1e-8)
