@@ -26,6 +26,11 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
   neglected tail mass is < 1e-18). Exact up to round-off in k = 1, spectrally convergent
   otherwise (default 32 nodes per half: ~1e-14 relative on the test problems).
 
+Many 2-D blocks of smooth integrands (a Gram matrix, the pair sub-problems of the first-order
+mean path) are done by Mehler's expansion instead (``ntkit.mehler``): one set of 1-D Hermite
+coefficients per distinct variance and a short series per block; it falls back to quadrature
+when the series does not converge. Passing ``nodes`` forces quadrature.
+
 Error control: ``nodes=`` overrides the default; doubling it and comparing estimates the error
 (see ``tests/test_gaussian.py`` for the measured accuracies against closed forms).
 """
@@ -42,13 +47,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
-from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import roots_hermitenorm
 from numpy.polynomial.legendre import leggauss
+
+from .mehler import mehler_pairs
 
 __all__ = ["PiecewiseMonomial", "product", "expectation", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
 
 SMOOTH_NODES = {1: 200, 2: 96, 3: 48, 4: 28}
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each side of a kink
+MEHLER_MIN_BLOCKS = 1  # 2-D blocks of smooth integrands use Mehler's expansion (more accurate than 2-D quadrature)
 _TRUNCATION = 9.0  # whitened coordinates beyond +-U carry < 1e-18 of the mass
 _CHUNK_NODES = 1 << 22  # covariances x quadrature nodes evaluated at once
 
@@ -99,28 +107,25 @@ def product(*factors):
     return _Product(tuple(factors))
 
 
-def safe_cholesky(cov):
+def safe_cholesky(cov: np.ndarray) -> np.ndarray:
     """Lower factor L with L L^T = cov for positive semi-definite cov (..., k, k), k <= 4.
 
-    Unlike ``jnp.linalg.cholesky`` a zero (or round-off negative) pivot gives a zero column
-    instead of NaN, so duplicate samples and zero-variance inputs are exact.
+    Unlike ``np.linalg.cholesky`` a zero (or round-off negative) pivot gives a zero column
+    instead of an error, so duplicate samples and zero-variance inputs are exact.
     """
-    cov = jnp.asarray(cov)
+    cov = np.asarray(cov, dtype=np.float64)
     k = cov.shape[-1]
-    scale = jnp.max(jnp.abs(jnp.diagonal(cov, axis1=-2, axis2=-1)), axis=-1)
-    tol = 1e-13 * scale
-    cols = [[None] * k for _ in range(k)]
+    tol = 1e-13 * np.max(np.abs(np.diagonal(cov, axis1=-2, axis2=-1)), axis=-1)
+    chol = np.zeros_like(cov)
     for j in range(k):
-        pivot = cov[..., j, j] - sum(cols[j][t] ** 2 for t in range(j))
+        pivot = cov[..., j, j] - np.sum(chol[..., j, :j] ** 2, axis=-1)
         ok = pivot > tol
-        diag = jnp.sqrt(jnp.where(ok, pivot, 1.0))
-        cols[j][j] = jnp.where(ok, diag, 0.0)
+        diag = np.sqrt(np.where(ok, pivot, 1.0))
+        chol[..., j, j] = np.where(ok, diag, 0.0)
         for i in range(j + 1, k):
-            off = cov[..., i, j] - sum(cols[i][t] * cols[j][t] for t in range(j))
-            cols[i][j] = jnp.where(ok, off / diag, 0.0)
-    zero = jnp.zeros_like(cov[..., 0, 0])
-    rows = [jnp.stack([cols[i][j] if j <= i else zero for j in range(k)], axis=-1) for i in range(k)]
-    return jnp.stack(rows, axis=-2)
+            off = cov[..., i, j] - np.sum(chol[..., i, :j] * chol[..., j, :j], axis=-1)
+            chol[..., i, j] = np.where(ok, off / diag, 0.0)
+    return chol
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,7 +133,7 @@ def safe_cholesky(cov):
 
 
 def _gauss_hermite_grid(k: int, n: int):
-    x, w = hermegauss(n)
+    x, w = roots_hermitenorm(n)
     w = w / math.sqrt(2 * math.pi)
     grids = np.meshgrid(*([x] * k), indexing="ij")
     weights = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0)
@@ -316,11 +321,15 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
         raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
     batch_shape = cov.shape[:-2]
     flat = cov.reshape((-1, k, k))
-    chol = np.asarray(safe_cholesky(flat))
+    chol = safe_cholesky(flat)
     if derivative_order > 0:
         _require_nonsingular(flat, chol)
 
     split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
+    if k == 2 and not split and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
+        result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)
+        if result is not None:
+            return result.reshape(batch_shape + (k,) * derivative_order)
     if split:
         run, per_cov = _split_kernel(funcs, k, nodes or SPLIT_NODES, derivative_order)
     else:

@@ -1,0 +1,161 @@
+"""Two-variable Gaussian expectations for many blocks at once, by Mehler's expansion.
+
+For (z_a, z_b) ~ N(0, [[v_a, c], [c, v_b]]), rho = c / sqrt(v_a v_b), and smooth f, g,
+
+    <d_a^i d_b^j f(z_a) g(z_b)> = v_a^(-i/2) v_b^(-j/2) sum_n rho^n sqrt((n+i)! (n+j)!) / n!  f_(n+i)(v_a) g_(n+j)(v_b),
+
+where f_n(v) = E[f(sqrt(v) u) psi_n(u)] are the coefficients of f in the orthonormal Hermite
+basis psi_n = He_n / sqrt(n!) (u ~ N(0, 1)). This is Mehler's formula for the bivariate normal
+density, and d/dz f(sqrt(v) u) integrated against He_n equals v^(-1/2) times the integral of f
+against He_(n+1) (Gaussian integration by parts). The coefficients depend on one sample's
+variance only, so a Gram matrix of m inputs needs m one-dimensional coefficient vectors and a
+dot product of length ~N per pair instead of a two-dimensional quadrature per pair.
+
+The series is truncated where its terms (products of the two functions' coefficients, with the
+polynomial weight of the derivative order) have decayed below 1e-14 of the leading ones; if that takes more
+than ``MAX_TERMS`` terms (functions with kinks, or poles very close to the real axis at large
+variance) :func:`mehler_pairs` returns ``None`` and the caller falls back to 2-D quadrature.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import gammaln, roots_hermitenorm
+
+__all__ = ["mehler_pairs", "MAX_TERMS"]
+
+MAX_TERMS = 768
+_FIRST_TERMS = 96
+_TAIL = 1e-14
+_PAIR_CHUNK = 8192
+
+
+@functools.lru_cache(maxsize=None)
+def _scaled_hermite_functions(terms: int):
+    """Gauss–Hermite nodes u_q and the matrix W[q, n] = w_q psi_n(u_q) (weights for N(0, 1)).
+
+    psi_n e^{-u^2/4} is bounded, so it is built by the three-term recurrence and the weight is
+    applied as w_q e^{u_q^2/4}.
+    """
+    nodes = terms + 64
+    u, w = roots_hermitenorm(nodes)
+    w = w / math.sqrt(2 * math.pi)
+    damped = np.empty((nodes, terms))
+    damped[:, 0] = np.exp(-0.25 * u * u)
+    if terms > 1:
+        damped[:, 1] = u * damped[:, 0]
+    for n in range(1, terms - 1):
+        damped[:, n + 1] = (u * damped[:, n] - math.sqrt(n) * damped[:, n - 1]) / math.sqrt(n + 1)
+    with np.errstate(divide="ignore"):
+        lifted = np.exp(np.log(w) + 0.25 * u * u)  # w_q e^{u_q^2/4}; weights that underflowed give 0
+    return u, lifted[:, None] * damped
+
+
+def _coefficients(f, variances: np.ndarray, terms: int) -> np.ndarray:
+    """f_n(v) = E[f(sqrt(v) u) psi_n(u)] for n < terms, one row per variance (cached)."""
+    key = (f, terms, variances.tobytes())
+    if key not in _COEFFICIENT_CACHE:
+        if len(_COEFFICIENT_CACHE) > 256:
+            _COEFFICIENT_CACHE.clear()
+        bucket = max(16, 1 << int(np.ceil(np.log2(max(len(variances), 1)))))
+        padded = np.concatenate([variances, np.ones(bucket - len(variances))])
+        values = _coefficient_kernel(f, terms)(jnp.asarray(padded))
+        _COEFFICIENT_CACHE[key] = np.asarray(values)[: len(variances)]
+    return _COEFFICIENT_CACHE[key]
+
+
+_COEFFICIENT_CACHE: dict = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _coefficient_kernel(f, terms: int):
+    u, weighted = (jnp.asarray(a) for a in _scaled_hermite_functions(terms))
+
+    @jax.jit
+    def run(variances):
+        return f(jnp.sqrt(variances)[:, None] * u[None, :]) @ weighted
+
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def _series_kernel(terms: int, order: int):
+    """Jitted sums S_ij = v_a^(-i/2) v_b^(-j/2) sum_n rho^n c_n^ij f_(n+i) g_(n+j) for every split (i, j)."""
+    splits = _splits(order)
+    n = np.arange(terms, dtype=float)
+    rising = {i: np.exp(0.5 * (gammaln(n + i + 1.0) - gammaln(n + 1.0))) for i in range(order + 1)}
+    weights = jnp.asarray(np.stack([rising[i] * rising[j] for i, j in splits]))
+
+    @jax.jit
+    def run(rho, var_a, var_b, coef_f, index_a, coef_g, index_b):
+        fa = coef_f.T[:, index_a]  # (orders, pairs): each Horner step reads one contiguous row
+        gb = coef_g.T[:, index_b]
+
+        def horner(step, acc):  # acc <- acc * rho + c_n f_(n+i) g_(n+j), n from terms-1 down to 0
+            n = terms - 1 - step
+            new = [
+                acc[s] * rho + weights[s, n] * jax.lax.dynamic_index_in_dim(fa, n + i, 0, False) * jax.lax.dynamic_index_in_dim(gb, n + j, 0, False)
+                for s, (i, j) in enumerate(splits)
+            ]
+            return jnp.stack(new)
+
+        acc = jax.lax.fori_loop(0, terms, horner, jnp.zeros((len(splits),) + rho.shape))
+        scale = jnp.stack([var_a ** (-i / 2) * var_b ** (-j / 2) for i, j in splits])
+        return (acc * scale).T
+
+    return run
+
+
+def _splits(order: int) -> list[tuple[int, int]]:
+    """(derivatives on the first variable, on the second) for the index tuples of ``order``."""
+    return sorted({(idx.count(0), idx.count(1)) for idx in itertools.product((0, 1), repeat=order)})
+
+
+def _converged(coef_f: np.ndarray, coef_g: np.ndarray, order: int) -> bool:
+    """Terms |f_n g_n| (1+n)^(order/2) of the last 16 orders are below _TAIL of the leading ones."""
+    n = np.arange(coef_f.shape[1], dtype=float)
+    top_f, top_g = np.abs(coef_f).max(axis=0), np.abs(coef_g).max(axis=0)
+    terms = top_f * top_g * (1.0 + n) ** (order / 2)
+    return bool(terms[-16:].max() <= _TAIL * max(top_f.max() * top_g.max(), 1e-300))
+
+
+def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
+    """<d^order f(z_0) g(z_1)> for cov (B, 2, 2); shape (B,) + (2,) * order, or None if not converged."""
+    var_a, var_b = cov[:, 0, 0], cov[:, 1, 1]
+    if order > 0 and (np.any(var_a <= 0) or np.any(var_b <= 0)):
+        return None
+    unique_a, index_a = np.unique(var_a, return_inverse=True)
+    unique_b, index_b = np.unique(var_b, return_inverse=True)
+    terms = _FIRST_TERMS
+    while True:
+        coef_f = _coefficients(f, unique_a, terms + order)
+        coef_g = _coefficients(g, unique_b, terms + order)
+        if _converged(coef_f, coef_g, order):
+            break
+        if terms >= MAX_TERMS:
+            return None
+        terms *= 2
+
+    denom = np.sqrt(var_a * var_b)
+    rho = np.clip(np.where(denom > 0, cov[:, 0, 1] / np.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
+    run = _series_kernel(terms, order)
+    splits = _splits(order)
+    pieces = []
+    for start in range(0, cov.shape[0], _PAIR_CHUNK):
+        rows = slice(start, start + _PAIR_CHUNK)
+        pad = _PAIR_CHUNK - len(rho[rows])
+        args = [np.pad(a[rows], (0, pad), constant_values=fill) for a, fill in ((rho, 0.0), (var_a, 1.0), (var_b, 1.0))]
+        idx = [np.pad(a[rows], (0, pad)) for a in (index_a, index_b)]
+        out = run(*args[:3], coef_f, idx[0], coef_g, idx[1])
+        pieces.append(np.asarray(out)[: _PAIR_CHUNK - pad])
+    series = np.concatenate(pieces)
+    result = np.empty((cov.shape[0],) + (2,) * order)
+    for idx in itertools.product((0, 1), repeat=order):
+        result[(slice(None),) + idx] = series[:, splits.index((idx.count(0), idx.count(1)))]
+    return result
