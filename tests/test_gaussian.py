@@ -1,0 +1,379 @@
+"""Gaussian expectations against results derived independently of ``ntkit.gaussian``.
+
+Oracles: the arc-cosine kernels written through |z| and sign(z) (Sheppard's formula), Williams'
+arcsine kernel for erf, Isserlis' theorem, orthant probabilities, the characteristic function
+(products of cosines), Stein's lemma checked against the derivatives themselves, and
+scipy.integrate.quad in one dimension.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.scipy.special import erf as jerf
+from numpy.polynomial import Polynomial
+from scipy import integrate
+from scipy.special import erf as np_erf
+from scipy.stats import multivariate_normal, norm
+
+from ntkit.gaussian import PiecewiseMonomial, expectation, product, safe_cholesky
+
+RELU = PiecewiseMonomial(1, 1.0, 0.0)
+STEP = PiecewiseMonomial(0, 1.0, 0.0)
+LINEAR = PiecewiseMonomial(1, 1.0, 1.0)
+SQUARE = PiecewiseMonomial(2, 1.0, 1.0)
+
+COVS_2 = np.array(
+    [
+        [[1.0, 0.3], [0.3, 0.8]],
+        [[0.5, -0.45], [-0.45, 1.2]],
+        [[2.0, 1.8], [1.8, 2.0]],
+        [[0.2, 0.0], [0.0, 1.7]],
+        [[1.5, -1.0], [-1.0, 1.1]],
+    ]
+)
+
+
+def _psd(k, entries, jitter):
+    a = np.asarray(entries, dtype=float).reshape(k, k)
+    return a @ a.T + jitter * np.eye(k)
+
+
+def psd_matrices(k, bound=1.0, jitter=0.05):
+    """Random positive definite k x k matrices A A^T + jitter I with |A_ij| <= bound."""
+    entry = st.floats(-bound, bound, allow_nan=False)
+    return st.lists(entry, min_size=k * k, max_size=k * k).map(lambda e: _psd(k, e, jitter))
+
+
+def covariances_2(max_correlation=0.9):
+    """Random 2 x 2 covariances with variances in [0.05, 4] and |correlation| <= max_correlation."""
+    variance = st.floats(0.05, 4.0)
+    rho = st.floats(-max_correlation, max_correlation)
+
+    def build(v1, v2, r):
+        c = r * math.sqrt(v1 * v2)
+        return np.array([[v1, c], [c, v2]])
+
+    return st.builds(build, variance, variance, rho)
+
+
+def _angle(cov):
+    s = np.sqrt(cov[..., 0, 0] * cov[..., 1, 1])
+    return s, np.arccos(np.clip(cov[..., 0, 1] / s, -1, 1))
+
+
+def leaky_pair_closed_form(slope, cov):
+    """sigma = c z + d |z| with c = (1+a)/2, d = (1-a)/2, and sigma' = c + d sign(z):
+    <|z1||z2|> = (2s/pi)(sin t + (pi/2 - t) cos t), <sign z1 sign z2> = 1 - 2t/pi, odd cross terms vanish."""
+    c, d = (1 + slope) / 2, (1 - slope) / 2
+    s, t = _angle(cov)
+    abs_abs = 2 * s / np.pi * (np.sin(t) + (np.pi / 2 - t) * np.cos(t))
+    return c * c * cov[..., 0, 1] + d * d * abs_abs, c * c + d * d * (1 - 2 * t / np.pi)
+
+
+def quad_1d(f, variance):
+    """<f(z)>, z ~ N(0, variance), by adaptive quadrature of numpy f."""
+    sd = math.sqrt(variance)
+    value, _ = integrate.quad(lambda u: f(sd * u) * norm.pdf(u), -40, 40, epsabs=1e-15, epsrel=1e-12, limit=400)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- closed forms
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.3, -0.5, 1.0])
+def test_arc_cosine_kernels(slope):
+    sigma = PiecewiseMonomial(1, 1.0, slope)
+    dsigma = PiecewiseMonomial(0, 1.0, slope)
+    ss, dd = leaky_pair_closed_form(slope, COVS_2)
+    np.testing.assert_allclose(expectation((sigma, sigma), COVS_2), ss, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(expectation((dsigma, dsigma), COVS_2), dd, rtol=1e-12, atol=1e-13)
+
+
+@settings(deadline=None, max_examples=15)
+@given(covariances_2())
+def test_relu_arc_cosine_random_covariances(cov):
+    ss, dd = leaky_pair_closed_form(0.0, cov)
+    scale = math.sqrt(cov[0, 0] * cov[1, 1])
+    np.testing.assert_allclose(expectation((RELU, RELU), cov), ss, rtol=1e-12, atol=1e-13 * scale)
+    np.testing.assert_allclose(expectation((STEP, STEP), cov), dd, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.xfail(strict=True, reason="split rule: nearly collinear pairs are under-resolved at the default node count")
+@pytest.mark.parametrize("rho", [0.999, 0.9999, -0.9999, 1 - 1e-8])
+def test_arc_cosine_kernels_nearly_collinear(rho):
+    """Deep ReLU networks drive correlations towards 1; the split rule should stay accurate there.
+
+    Measured with 32 nodes per half: <step step> is off by 1.8e-5 (rho = 0.999) to 2.3e-4 (rho = 0.9999),
+    <relu relu> by up to 8e-8 (absolute, unit variances); |rho| <= 0.9 is at round-off, rho = -0.93 at 2e-13."""
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    ss, dd = leaky_pair_closed_form(0.0, cov)
+    np.testing.assert_allclose(expectation((RELU, RELU), cov), ss, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(expectation((STEP, STEP), cov), dd, rtol=0, atol=1e-11)
+
+
+def test_erf_arcsine_kernel():
+    """Williams (1997): <erf erf> = (2/pi) asin(2 k12 / sqrt(q)), <erf' erf'> = (4/pi) / sqrt(q - 4 k12^2)."""
+    q = (1 + 2 * COVS_2[:, 0, 0]) * (1 + 2 * COVS_2[:, 1, 1])
+    k12 = COVS_2[:, 0, 1]
+    derf = lambda z: 2 / math.sqrt(math.pi) * jnp.exp(-z * z)  # noqa: E731
+    expected = 2 / np.pi * np.arcsin(2 * k12 / np.sqrt(q)), 4 / np.pi / np.sqrt(q - 4 * k12**2)
+    for nodes in (None, 96):  # the default rule for many pairs, and tensor Gauss-Hermite
+        np.testing.assert_allclose(expectation((jerf, jerf), COVS_2, nodes=nodes), expected[0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(expectation((derf, derf), COVS_2, nodes=nodes), expected[1], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- Stein forms
+
+SMOOTH = {
+    "sin": (jnp.sin, jnp.cos, lambda z: -jnp.sin(z), lambda z: -jnp.cos(z)),
+    "tanh": (jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2, None, None),
+    "gelu": (lambda z: z * 0.5 * (1 + jerf(z / math.sqrt(2))), None, None, None),
+}
+
+
+def _derivatives(name):
+    """g, g', g'', g''' (autodiff where not written out: independent of ntkit's own derivatives)."""
+    funcs = list(SMOOTH[name])
+    scalar = funcs[0]
+    for k in range(1, 4):
+        if funcs[k] is None:
+            d = scalar
+            for _ in range(k):
+                d = jax.grad(d)
+            funcs[k] = jnp.vectorize(d)
+    return funcs
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+def test_stein_first_and_second_order_equal_direct_derivatives(name):
+    g, g1, g2, _ = _derivatives(name)
+    h, h1, h2, _ = _derivatives("sin")
+    first = expectation((g, h), COVS_2[:2], derivative_order=1)
+    np.testing.assert_allclose(first[:, 0], expectation((g1, h), COVS_2[:2]), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(first[:, 1], expectation((g, h1), COVS_2[:2]), rtol=1e-10, atol=1e-13)
+    second = expectation((g, h), COVS_2[:2], derivative_order=2)
+    np.testing.assert_allclose(second[:, 0, 1], expectation((g1, h1), COVS_2[:2]), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(second[:, 1, 0], second[:, 0, 1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(second[:, 0, 0], expectation((g2, h), COVS_2[:2]), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(second[:, 1, 1], expectation((g, h2), COVS_2[:2]), rtol=1e-10, atol=1e-13)
+
+
+@settings(deadline=None, max_examples=10)
+@given(psd_matrices(2, bound=1.0, jitter=0.1))
+def test_stein_fourth_order_two_samples(cov):
+    """<d_a d_a d_b d_b (g_a h_b)> = <g''_a h''_b>, <d_a^3 d_b (g_a h_b)> = <g'''_a h'_b>."""
+    g, g1, g2, g3 = _derivatives("tanh")
+    h, h1, h2, _ = _derivatives("sin")
+    fourth = expectation((g, h), cov, derivative_order=4)
+    # the third derivative of tanh is sharply peaked: the direct side needs many nodes (384^2: ~1e-14 here)
+    np.testing.assert_allclose(fourth[0, 0, 1, 1], expectation((g2, h2), cov, nodes=384), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(fourth[0, 1, 0, 1], fourth[0, 0, 1, 1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fourth[0, 0, 0, 1], expectation((g3, h1), cov, nodes=384), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("variance", [0.3, 1.0, 2.5])
+def test_stein_fourth_order_one_dimension(variance):
+    """<d^4 (g^2)>_K against (g^2)'''' integrated directly.
+
+    sin: (sin^2)'''' = -8 cos 2z and <cos 2z> = exp(-2K). tanh: with t = tanh z, d/dz p(t) = p'(t) (1 - t^2),
+    so (t^2)'''' is a polynomial in t, integrated with scipy.integrate.quad."""
+    sin2 = expectation((lambda z: jnp.sin(z) ** 2,), [[variance]], derivative_order=4)[0, 0, 0, 0]
+    np.testing.assert_allclose(sin2, -8 * math.exp(-2 * variance), rtol=1e-11)
+    poly = Polynomial([0.0, 0.0, 1.0])
+    for _ in range(4):
+        poly = poly.deriv() * Polynomial([1.0, 0.0, -1.0])
+    direct = quad_1d(lambda z: poly(np.tanh(z)), variance)
+    stein = expectation((lambda z: jnp.tanh(z) ** 2,), [[variance]], derivative_order=4)[0, 0, 0, 0]
+    np.testing.assert_allclose(stein, direct, rtol=2e-9, atol=1e-12)  # measured 6e-10 at K = 2.5 (tanh's poles)
+
+
+def test_stein_forms_with_kinks_need_no_delta_functions():
+    """relu: <d_a d_b (relu_a relu_b)> = <step_a step_b> = (pi - t) / 2pi and
+    <d_a^2 (relu_a relu_b)> = <delta(z_a) relu(z_b)> = sqrt(det K) / (2 pi K_aa)."""
+    second = expectation((RELU, RELU), COVS_2, derivative_order=2)
+    s, t = _angle(COVS_2)
+    det = COVS_2[:, 0, 0] * COVS_2[:, 1, 1] - COVS_2[:, 0, 1] ** 2
+    np.testing.assert_allclose(second[:, 0, 1], (np.pi - t) / (2 * np.pi), rtol=1e-12)
+    np.testing.assert_allclose(second[:, 0, 0], np.sqrt(det) / (2 * np.pi * COVS_2[:, 0, 0]), rtol=1e-9)  # measured 2e-10
+    np.testing.assert_allclose(second[:, 1, 1], np.sqrt(det) / (2 * np.pi * COVS_2[:, 1, 1]), rtol=1e-9)
+    # one dimension: (relu^2)'' = 2 step, so <d^2 relu^2> = 1 whatever K
+    one_d = expectation((product(RELU, RELU),), np.array([[[0.3]], [[2.0]]]), derivative_order=2)
+    np.testing.assert_allclose(one_d[:, 0, 0], 1.0, rtol=1e-13)
+
+
+@settings(deadline=None, max_examples=8)
+@given(psd_matrices(3, bound=1.0, jitter=0.3))
+def test_stein_three_samples(cov):
+    """<d_1 d_2 (g1 g2 g3)> = <g1' g2' g3> with three different smooth (entire) factors."""
+    s, s1, _, _ = _derivatives("sin")
+    g, g1, _, _ = _derivatives("gelu")
+    c = jnp.cos
+    second = expectation((s, g, c), cov, derivative_order=2)
+    np.testing.assert_allclose(second[0, 1], expectation((s1, g1, c), cov), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(second[1, 0], second[0, 1], rtol=1e-10, atol=1e-12)
+
+
+def test_stein_four_samples():
+    """<d_1 d_2 d_3 d_4 prod sin(z_s)> = <prod cos(z_s)> = (1/8) sum over signs of exp(-v.K.v / 2)."""
+    cov = _psd(4, np.linspace(-0.6, 0.7, 16), 0.2)
+    fourth = expectation((jnp.sin,) * 4, cov, derivative_order=4)
+    np.testing.assert_allclose(fourth[0, 1, 2, 3], _cos_product(cov), rtol=1e-9)
+    np.testing.assert_allclose(fourth[3, 1, 0, 2], fourth[0, 1, 2, 3], rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------- k = 3, 4
+
+
+def _cos_product(cov):
+    """<prod_s cos z_s> = 2^-(k-1) sum_{signs} exp(-v.K.v / 2), v = (1, +-1, ...)."""
+    k = cov.shape[-1]
+    total = 0.0
+    for signs in np.ndindex(*([2] * (k - 1))):
+        v = np.array([1.0] + [1.0 - 2.0 * s for s in signs])
+        total += math.exp(-0.5 * v @ cov @ v)
+    return total / 2 ** (k - 1)
+
+
+@settings(deadline=None, max_examples=10)
+@given(psd_matrices(4, bound=1.0, jitter=0.3))
+def test_isserlis_four_samples(cov):
+    expected = cov[0, 1] * cov[2, 3] + cov[0, 2] * cov[1, 3] + cov[0, 3] * cov[1, 2]
+    scale = np.max(np.diag(cov)) ** 2
+    np.testing.assert_allclose(expectation((LINEAR,) * 4, cov), expected, rtol=1e-10, atol=1e-13 * scale)
+    np.testing.assert_allclose(expectation((lambda z: z,) * 4, cov), expected, rtol=1e-10, atol=1e-13 * scale)
+
+
+def test_isserlis_three_samples():
+    cov = _psd(3, [0.9, 0.1, -0.3, 0.4, 1.0, 0.2, -0.5, 0.3, 0.8], 0.1)
+    expected = cov[0, 1] * cov[2, 2] + 2 * cov[0, 2] * cov[1, 2]  # <z1 z2 z3^2>
+    np.testing.assert_allclose(expectation((LINEAR, LINEAR, SQUARE), cov), expected, rtol=1e-12)
+    np.testing.assert_allclose(expectation((lambda z: z, lambda z: z, lambda z: z * z), cov), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_cosine_products(k):
+    cov = _psd(k, np.cos(np.arange(k * k)), 0.1)
+    np.testing.assert_allclose(expectation((jnp.cos,) * k, cov), _cos_product(cov), rtol=1e-12)
+
+
+def test_orthant_probabilities():
+    """P(z > 0): 3-D closed form 1/8 + sum asin(rho_ij) / 4pi; 4-D with rho = 1/2 is 1/5; block-diagonal factorises."""
+    cov3 = np.array([[1.0, 0.3, -0.4], [0.3, 2.0, 0.5], [-0.4, 0.5, 0.7]])
+    rho = cov3 / np.sqrt(np.outer(np.diag(cov3), np.diag(cov3)))
+    expected3 = 1 / 8 + (np.arcsin(rho[0, 1]) + np.arcsin(rho[0, 2]) + np.arcsin(rho[1, 2])) / (4 * np.pi)
+    np.testing.assert_allclose(expectation((STEP,) * 3, cov3), expected3, rtol=1e-12)
+
+    equicorrelated = 0.5 * np.eye(4) + 0.5
+    np.testing.assert_allclose(expectation((STEP,) * 4, equicorrelated), 0.2, rtol=1e-12)
+
+    block = np.zeros((4, 4))
+    block[:2, :2] = COVS_2[0]
+    block[2:, 2:] = COVS_2[1]
+    pair = leaky_pair_closed_form(0.0, COVS_2[:2])
+    np.testing.assert_allclose(expectation((STEP,) * 4, block), pair[1][0] * pair[1][1], rtol=1e-12)
+    np.testing.assert_allclose(expectation((RELU,) * 4, block), pair[0][0] * pair[0][1], rtol=1e-12)
+
+
+def test_four_dimensional_orthant_against_scipy():
+    cov = np.array([[1, 0.3, 0.2, -0.1], [0.3, 1, 0.4, 0.2], [0.2, 0.4, 1, 0.1], [-0.1, 0.2, 0.1, 1]])
+    reference = multivariate_normal(mean=np.zeros(4), cov=cov, abseps=1e-8, releps=1e-8, maxpts=10**7).cdf(np.zeros(4))
+    np.testing.assert_allclose(expectation((STEP,) * 4, cov), reference, atol=5e-8)
+
+
+# ---------------------------------------------------------------------------------------------- convergence
+
+
+@pytest.mark.parametrize(
+    "name, tolerance_1d, tolerance_2d",
+    # gelu is entire: converged to round-off. tanh has poles at +-i pi/2, so tensor Gauss-Hermite converges
+    # more slowly as the variance grows (measured at variance 2, rho = 0.9, between 96 and 192 nodes per
+    # dimension: tanh 8e-9, gelu 5e-12; in 1-D, 200 against 400 nodes: tanh 5e-12).
+    [("gelu", 1e-12, 2e-11), ("tanh", 2e-11, 2e-8)],
+)
+def test_node_doubling_converges(name, tolerance_1d, tolerance_2d):
+    g = _derivatives(name)[0]
+    one_d = np.array([[[0.5]], [[1.0]], [[2.0]]])
+    for funcs, cov, n, tolerance in (((product(g, g),), one_d, 200, tolerance_1d), ((g, g), COVS_2[:3], 96, tolerance_2d)):
+        coarse = expectation(funcs, cov, nodes=n)
+        fine = expectation(funcs, cov, nodes=2 * n)
+        assert np.all(np.isfinite(fine))
+        np.testing.assert_allclose(coarse, fine, rtol=tolerance, atol=1e-14)
+
+
+def test_smooth_rule_agrees_with_quad_in_one_dimension():
+    gelu = lambda z: z * norm.cdf(z)  # noqa: E731
+    for variance in (0.4, 3.0):
+        expected = quad_1d(lambda z: gelu(z) ** 2, variance)
+        got = expectation((lambda z: (z * 0.5 * (1 + jerf(z / math.sqrt(2)))) ** 2,), [[variance]])
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        np.testing.assert_allclose(expectation((lambda z: jerf(z) ** 2,), [[variance]]), quad_1d(lambda z: np_erf(z) ** 2, variance), rtol=1e-11)
+
+
+# ---------------------------------------------------------------------------------------------- singular blocks
+
+
+@pytest.mark.parametrize("funcs", [(jnp.tanh, jnp.tanh), (RELU, RELU), (STEP, STEP)], ids=["tanh", "relu", "step"])
+def test_duplicate_samples_reduce_to_one_dimension(funcs):
+    variance = 1.7
+    duplicate = expectation(funcs, np.full((2, 2), variance))
+    single = expectation((product(*funcs),), [[variance]])
+    np.testing.assert_allclose(duplicate, single, rtol=1e-12)
+
+
+def test_duplicate_and_antipodal_samples_have_known_values():
+    v = 1.7
+    np.testing.assert_allclose(expectation((RELU, RELU), np.full((2, 2), v)), v / 2, rtol=1e-13)
+    np.testing.assert_allclose(expectation((RELU, RELU), [[v, -v], [-v, v]]), 0.0, atol=1e-15)
+    np.testing.assert_allclose(expectation((jnp.tanh, jnp.tanh), np.full((2, 2), v)), quad_1d(lambda z: np.tanh(z) ** 2, v), rtol=1e-11)
+
+
+def test_derivative_of_singular_block_raises_naming_it():
+    covs = np.stack([COVS_2[0], np.full((2, 2), 1.3), COVS_2[1]])
+    with pytest.raises(ValueError, match="block 1"):
+        expectation((RELU, RELU), covs, derivative_order=2)
+    with pytest.raises(ValueError, match="non-singular"):
+        expectation((jnp.tanh,), [[0.0]], derivative_order=1)
+
+
+def test_zero_variance_is_the_function_at_zero():
+    cos_at_zero = expectation((jnp.cos,), [[0.0]])
+    np.testing.assert_allclose(cos_at_zero, 1.0, rtol=1e-15)
+    np.testing.assert_allclose(expectation((jnp.cos, jnp.cos), [[0.0, 0.0], [0.0, 0.8]]), math.exp(-0.4), rtol=1e-13)
+    half_step = PiecewiseMonomial(0, 1.0, 0.0, at_zero=0.5)
+    np.testing.assert_allclose(expectation((half_step,), [[0.0]]), 0.5, rtol=1e-15)
+    # split rule: a zero-variance outer variable is integrated over [-9, 9] by Gauss-Legendre (measured 2.6e-10)
+    np.testing.assert_allclose(expectation((half_step, STEP), [[0.0, 0.0], [0.0, 2.0]]), 0.25, rtol=1e-9)
+    np.testing.assert_allclose(expectation((STEP, half_step), [[2.0, 0.0], [0.0, 0.0]]), 0.25, rtol=1e-13)
+    np.testing.assert_allclose(expectation((RELU, RELU), [[0.0, 0.0], [0.0, 2.0]]), 0.0, atol=1e-15)
+
+
+def test_safe_cholesky_reconstructs_and_zeroes_singular_columns():
+    cov = np.array([[[2.0, 2.0], [2.0, 2.0]], [[0.0, 0.0], [0.0, 1.0]], [[1.0, 0.3], [0.3, 0.5]]])
+    chol = np.asarray(safe_cholesky(cov))
+    assert np.all(np.isfinite(chol))
+    np.testing.assert_allclose(chol @ np.swapaxes(chol, -1, -2), cov, atol=1e-14)
+    np.testing.assert_allclose(np.triu(chol, 1), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "funcs, cov, order, message",
+    [
+        ((RELU,), [[np.nan]], 0, "NaN"),
+        ((RELU,), [[np.inf]], 0, "NaN or inf"),
+        ((RELU, RELU), [[-1.0, 0.0], [0.0, 1.0]], 0, "negative variance"),
+        ((RELU, RELU), [[1.0]], 0, r"shape \(\.\.\., 2, 2\)"),
+        ((RELU,) * 5, np.eye(5), 0, "1 to 4 functions"),
+        ((RELU,), [[1.0]], 3, "derivative_order"),
+    ],
+)
+def test_bad_input_raises(funcs, cov, order, message):
+    with pytest.raises(ValueError, match=message):
+        expectation(funcs, np.asarray(cov, dtype=float), derivative_order=order)
