@@ -32,6 +32,10 @@ from .theory.tables import integrands
 
 __all__ = ["CriticalPoint", "NoCriticalPointError", "critical", "critical_points", "susceptibilities"]
 
+# One-dimensional Gauss-Hermite nodes: poles of sigma at distance d from the real axis limit the
+# error to ~exp(-d sqrt(2n) / sqrt(K)); 800 nodes keep silu at its K* ~ 14 at round-off (200: 1.5e-7).
+_NODES = 800
+
 
 class NoCriticalPointError(ValueError):
     """The activation has no (c_b >= 0, c_w > 0) with chi_par = chi_perp = 1."""
@@ -56,8 +60,8 @@ def susceptibilities(activation, c_w: float, K) -> tuple[np.ndarray, np.ndarray]
     """(chi_par, chi_perp) at single-input kernel value(s) K > 0."""
     sigma, dsigma = integrands(get_activation(activation))
     cov = np.asarray(K, dtype=float).reshape(-1, 1, 1)
-    second = expectation((product(sigma, sigma),), cov, derivative_order=2)[:, 0, 0]
-    perp = expectation((product(dsigma, dsigma),), cov)
+    second = expectation((product(sigma, sigma),), cov, derivative_order=2, nodes=_NODES)[:, 0, 0]
+    perp = expectation((product(dsigma, dsigma),), cov, nodes=_NODES)
     shape = np.shape(K)
     return (0.5 * c_w * second).reshape(shape), (c_w * perp).reshape(shape)
 
@@ -65,9 +69,9 @@ def susceptibilities(activation, c_w: float, K) -> tuple[np.ndarray, np.ndarray]
 def _moments(activation, K: np.ndarray):
     sigma, dsigma = integrands(activation)
     cov = np.asarray(K, dtype=float).reshape(-1, 1, 1)
-    half_second = 0.5 * expectation((product(sigma, sigma),), cov, derivative_order=2)[:, 0, 0]
-    perp = expectation((product(dsigma, dsigma),), cov)
-    square = expectation((product(sigma, sigma),), cov)
+    half_second = 0.5 * expectation((product(sigma, sigma),), cov, derivative_order=2, nodes=_NODES)[:, 0, 0]
+    perp = expectation((product(dsigma, dsigma),), cov, nodes=_NODES)
+    square = expectation((product(sigma, sigma),), cov, nodes=_NODES)
     return half_second, perp, square
 
 
