@@ -3,5 +3,8 @@
 One module per command group; each registers its commands on the shared Typer ``app``.
 """
 from ._app import app
+from . import critical  # noqa: F401  (registers ntkit critical)
+from . import demo  # noqa: F401  (registers ntkit demo)
+from . import kernels  # noqa: F401  (registers ntkit kernels)
 
 __all__ = ["app"]

@@ -1,0 +1,122 @@
+"""The command line: files written, values equal to the library's, one-line errors with exit code 2."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import ntkit
+from ntkit.cli import app
+from ntkit.cli._inputs import EXAMPLE_INPUTS
+from ntkit.results import config_of, load
+
+runner = CliRunner()
+X = np.array([[1.0, -0.5, 0.3], [0.2, 1.1, -0.7], [-0.9, 0.3, 0.6]])
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_kernels_writes_the_library_result(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "kernels.nc"
+    result = run("kernels", "--inputs", tmp_path / "x.npy", "--activation", "tanh", "--c-b", 0.1, "--c-w", 1.5,
+                 "--lambda-b", 0.5, "--lambda-w", 2.0, "--depth", 4, "--out", out)
+    assert result.exit_code == 0, result.output
+    ds = load(out)
+    assert ds["K"].dims == ds["theta"].dims == ("layer", "a1", "a2")
+    assert list(ds["layer"].values) == [1, 2, 3, 4] and ds.sizes["a1"] == 3
+    expected = ntkit.infinite_width(ntkit.MLP(4, "tanh", c_b=0.1, c_w=1.5, lambda_b=0.5, lambda_w=2.0), X)
+    np.testing.assert_array_equal(ds["K"].values, expected["K"].values)
+    np.testing.assert_array_equal(ds["theta"].values, expected["theta"].values)
+    assert config_of(ds)["mlp"]["c_w"] == [1.5] * 4
+    # the printed table shows the last layer
+    assert "K (layer 4" in result.output and "theta (layer 4" in result.output
+    assert f"{expected['K'].values[-1, 0, 1]:.6g}" in result.output
+
+
+def test_kernels_from_csv_at_criticality_last_layer(tmp_path):
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    out = tmp_path / "k.nc"
+    result = run("kernels", "--inputs", tmp_path / "x.csv", "--activation", "gelu", "--critical", "--depth", 3,
+                 "--layers", "last", "--out", out)
+    assert result.exit_code == 0, result.output
+    ds = load(out)
+    assert list(ds["layer"].values) == [3]
+    c_b, c_w = ntkit.critical("gelu")
+    expected = ntkit.infinite_width(ntkit.MLP(3, "gelu", c_b=c_b, c_w=c_w), X, layers="last")
+    np.testing.assert_allclose(ds["theta"].values, expected["theta"].values, rtol=1e-15)
+
+
+def test_kernels_without_inputs_uses_the_example():
+    result = run("kernels", "--activation", "relu", "--c-w", 2.0)
+    assert result.exit_code == 0, result.output
+    expected = ntkit.infinite_width(ntkit.MLP(3, "relu", c_w=2.0), EXAMPLE_INPUTS)
+    assert f"{expected['theta'].values[-1, 2, 3]:.6g}" in result.output
+
+
+def test_kernels_table_is_truncated_for_many_inputs(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(12, 3)))
+    result = run("kernels", "--inputs", tmp_path / "x.npy", "--c-w", 2.0)
+    assert result.exit_code == 0, result.output
+    assert "first 8 of 12 inputs" in result.output
+
+
+def test_critical_prints_the_point():
+    result = run("critical", "gelu")
+    assert result.exit_code == 0, result.output
+    point = ntkit.critical("gelu")
+    for value in (point.c_b, point.c_w, point.K_star):
+        assert f"{value:.10g}" in result.output
+    assert "nontrivial" in result.output and "chi_perp" in result.output
+
+
+def test_demo_runs():
+    result = run("demo")
+    assert result.exit_code == 0, result.output
+    assert "K (layer 3" in result.output and "theta (layer 3" in result.output
+
+
+def _bad_files(tmp_path):
+    np.save(tmp_path / "vector.npy", np.arange(3.0))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "words.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "nan.csv").write_text("1,2\nnan,3\n")
+    (tmp_path / "x.txt").write_text("1,2\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["kernels", "--inputs", "{tmp}/missing.npy"], "no inputs file"),
+        (["kernels", "--inputs", "{tmp}/vector.npy"], "shape (m, n_0)"),
+        (["kernels", "--inputs", "{tmp}/objects.npy"], "not a plain numeric .npy"),
+        (["kernels", "--inputs", "{tmp}/words.csv"], "not a numeric CSV"),
+        (["kernels", "--inputs", "{tmp}/nan.csv"], "NaN or inf"),
+        (["kernels", "--inputs", "{tmp}/x.txt"], ".npy or .csv"),
+        (["kernels", "--activation", "swishy"], "unknown activation"),
+        (["kernels", "--c-w", "0"], "c_w must be > 0"),
+        (["kernels", "--c-b", "-1"], "c_b is a variance"),
+        (["kernels", "--depth", "0"], "depth must be an integer >= 1"),
+        (["kernels", "--critical", "--c-w", "2"], "either --critical or --c-b/--c-w"),
+        (["kernels", "--critical", "--activation", "sigmoid"], "sigmoid has no critical point"),
+        (["critical", "sigmoid"], "sigmoid has no critical point"),
+        (["critical", "softplus"], "softplus has no critical point"),
+        (["critical", "swishy"], "unknown activation"),
+    ],
+)
+def test_errors_are_one_red_line_and_exit_2(tmp_path, args, message):
+    _bad_files(tmp_path)
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_bad_layers_choice_is_a_usage_error():
+    result = run("kernels", "--layers", "middle")
+    assert result.exit_code == 2
+    assert "middle" in result.output
