@@ -103,13 +103,12 @@ def test_relu_arc_cosine_random_covariances(cov):
     np.testing.assert_allclose(expectation((STEP, STEP), cov), dd, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.xfail(strict=True, reason="split rule: nearly collinear pairs are under-resolved at the default node count")
 @pytest.mark.parametrize("rho", [0.999, 0.9999, -0.9999, 1 - 1e-8])
 def test_arc_cosine_kernels_nearly_collinear(rho):
-    """Deep ReLU networks drive correlations towards 1; the split rule should stay accurate there.
+    """Deep ReLU networks drive correlations towards 1; the 2-D rule must stay accurate there.
 
-    Measured with 32 nodes per half: <step step> is off by 1.8e-5 (rho = 0.999) to 2.3e-4 (rho = 0.9999),
-    <relu relu> by up to 8e-8 (absolute, unit variances); |rho| <= 0.9 is at round-off, rho = -0.93 at 2e-13."""
+    (The nested split rule, before the polar rule replaced it for k = 2, was off by 1.8e-5 at
+    rho = 0.999 and 2.3e-4 at rho = 0.9999 for <step step>.)"""
     cov = np.array([[1.0, rho], [rho, 1.0]])
     ss, dd = leaky_pair_closed_form(0.0, cov)
     np.testing.assert_allclose(expectation((RELU, RELU), cov), ss, rtol=0, atol=1e-11)

@@ -16,11 +16,17 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
 (computed so that a singular or zero-variance K is handled: a zero pivot gives a zero column):
 
 * **smooth integrands** (any JAX callable): tensor Gauss–Hermite with ``nodes`` points per
-  dimension (defaults 200, 96, 48, 28 for k = 1..4). Spectrally convergent for entire
-  integrands (gelu, erf, sin); for activations with poles near the real axis (tanh, sigmoid,
-  softplus) convergence is slower when the variance is large; raise ``nodes`` and compare.
+  dimension (defaults 800, 96, 48, 28 for k = 1..4). Spectrally convergent, but the rate falls
+  with the variance: the integrand varies on the scale 1/sqrt(K) in whitened coordinates (and
+  tanh, sigmoid, silu, softplus have poles at distance ~1/sqrt(K) from the real axis). Measured
+  relative errors at the defaults: 1-D < 1e-13 up to K ~ 15; 3-D gelu at K ~ 3.5 ~1e-9; 4-D gelu
+  at K ~ 3.5 1e-7 (5e-8 for sigma^4), ~1e-13 at K ~ 1; 4-D tanh at K ~ 3 ~1e-4. Raise ``nodes``
+  and compare where that matters (Monte-Carlo checks are far coarser).
 * **piecewise monomials** f(z) = c_+ z^p (z > 0), c_- z^p (z < 0) — every product of sigma and
-  sigma' of a scale-invariant activation (relu, leaky_relu, linear) is one: the innermost
+  sigma' of a scale-invariant activation (relu, leaky_relu, linear) is one. For k = 2 the
+  integrand is positively homogeneous: exact radial chi moments and Gauss–Legendre on the
+  angular arcs between the kink angles (exact to round-off even for nearly collinear samples).
+  For k = 1, 3, 4 the innermost
   variable is integrated in closed form with truncated-normal moments, the outer ones with
   Gauss–Legendre on [-U, t] and [t, U] split at the kink t of each factor (U = 9, so the
   neglected tail mass is < 1e-18). Exact up to round-off in k = 1, spectrally convergent
@@ -54,7 +60,7 @@ from .mehler import mehler_pairs
 
 __all__ = ["PiecewiseMonomial", "product", "expectation", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
 
-SMOOTH_NODES = {1: 200, 2: 96, 3: 48, 4: 28}
+SMOOTH_NODES = {1: 800, 2: 96, 3: 48, 4: 28}
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each side of a kink
 MEHLER_MIN_BLOCKS = 1  # 2-D blocks of smooth integrands use Mehler's expansion (more accurate than 2-D quadrature)
 _TRUNCATION = 9.0  # whitened coordinates beyond +-U carry < 1e-18 of the mass
@@ -244,6 +250,38 @@ def _split_kernel(funcs: tuple, k: int, n: int, order: int):
     return run, (2 * n) ** (k - 1)
 
 
+@functools.lru_cache(maxsize=None)
+def _polar_kernel(funcs: tuple, n: int, order: int):
+    """k = 2 piecewise monomials: exact radial chi moments, Gauss–Legendre on the angular arcs.
+
+    F(L u) is positively homogeneous of degree p = sum of powers, so with u = r (cos t, sin t)
+    <u^alpha F> = E[r^(p+|alpha|)] * (1/2pi) int_0^2pi w(t)^alpha F(L w(t)) dt, E[r^q] = 2^(q/2) Gamma(1 + q/2).
+    The arcs are split at the angles where z_0 or z_1 changes sign, however close together
+    (nearly collinear samples), so every arc carries a trigonometric polynomial.
+    """
+    x, wx = (jnp.asarray(a) for a in leggauss(n))
+    degree = sum(f.power for f in funcs)
+    radial = {q: 2.0 ** (q / 2) * math.gamma(1 + q / 2) for q in range(degree, degree + 5)}
+
+    @jax.jit
+    def run(chol):
+        batch = chol.shape[0]
+        kink = jnp.mod(jnp.arctan2(-chol[:, 1, 0], chol[:, 1, 1]), jnp.pi)
+        fixed = jnp.broadcast_to(jnp.asarray([0.0, 0.5 * jnp.pi, 1.5 * jnp.pi, 2 * jnp.pi]), (batch, 4))
+        edges = jnp.sort(jnp.concatenate([fixed, kink[:, None], kink[:, None] + jnp.pi], axis=1), axis=1)
+        mid, half = 0.5 * (edges[:, 1:] + edges[:, :-1]), 0.5 * (edges[:, 1:] - edges[:, :-1])
+        angles = (mid[:, :, None] + half[:, :, None] * x[None, None, :]).reshape(batch, -1)
+        weights = (half[:, :, None] * wx[None, None, :]).reshape(batch, -1) / (2 * jnp.pi)
+        omega = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
+        z = jnp.einsum("bij,bnj->bni", chol, omega)
+        values = funcs[0](z[..., 0]) * funcs[1](z[..., 1])
+        moments = _raw_moments_from_nodes(values, omega, weights, order)
+        scales = [radial[degree]] + [radial[degree + r] for r in (1, 2, 4) if order >= r]
+        return [m * c for m, c in zip(moments, scales)]
+
+    return run, 5 * n
+
+
 def _moments_with_closed_inner(wg, u_outer, inner, k, order):
     """Raw moments when the last whitened variable was integrated in closed form (moments ``inner``)."""
     last = k - 1
@@ -330,7 +368,9 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
         result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)
         if result is not None:
             return result.reshape(batch_shape + (k,) * derivative_order)
-    if split:
+    if split and k == 2:
+        run, per_cov = _polar_kernel(funcs, nodes or SPLIT_NODES, derivative_order)
+    elif split:
         run, per_cov = _split_kernel(funcs, k, nodes or SPLIT_NODES, derivative_order)
     else:
         run, per_cov = _smooth_kernel(funcs, k, nodes or SMOOTH_NODES[k], derivative_order)
