@@ -12,7 +12,7 @@ import xarray as xr
 from ..criticality import critical
 from ..network import MLP
 from ..results import save
-from ..theory import infinite_width
+from ..theory import MAX_FULL_SAMPLES, finite_width, infinite_width
 from ._app import app
 from ._console import console, fail, matrix_table, user_errors
 from ._inputs import load_inputs
@@ -34,9 +34,16 @@ def build_mlp(activation: str, depth: int, c_b: Optional[float], c_w: Optional[f
                lambda_b=lambda_b, lambda_w=lambda_w)
 
 
-def compute_kernels(mlp: MLP, x, layers: str) -> xr.Dataset:
-    """The result written and shown by ``ntkit kernels`` (leading order in 1/n)."""
-    return infinite_width(mlp, x, layers=layers)
+def compute_kernels(mlp: MLP, x, layers: str, order: int = 0) -> xr.Dataset:
+    """The result written and shown by ``ntkit kernels``: leading order, or with the 1/n statistics.
+
+    Order 1 adds K1, theta1 and, for at most MAX_FULL_SAMPLES distinct inputs, V, D, F, A, B.
+    """
+    if order == 0:
+        return infinite_width(mlp, x, layers=layers)
+    tensors = "all" if len({tuple(row) for row in x}) <= MAX_FULL_SAMPLES else "mean"
+    ds = finite_width(mlp, x, tensors=tensors)
+    return ds.isel(layer=[-1]) if layers == "last" else ds
 
 
 def show_last_layer(ds: xr.Dataset, mlp: MLP) -> None:
@@ -47,6 +54,9 @@ def show_last_layer(ds: xr.Dataset, mlp: MLP) -> None:
     )
     console.print(matrix_table(f"K (layer {layer}, infinite width)", ds["K"].values[-1]))
     console.print(matrix_table(f"theta (layer {layer}, infinite width)", ds["theta"].values[-1]))
+    if "K1" in ds:
+        console.print(matrix_table(f"K1 (layer {layer}): <z z> = K + K1/n", ds["K1"].values[-1]))
+        console.print(matrix_table(f"theta1 (layer {layer}): <NTK> = theta + theta1/n", ds["theta1"].values[-1]))
 
 
 @app.command()
@@ -60,15 +70,16 @@ def kernels(
     lambda_b: float = typer.Option(1.0, "--lambda-b", help="Bias learning rate of the NTK."),
     lambda_w: float = typer.Option(1.0, "--lambda-w", help="Weight learning rate of the NTK (divided by fan-in)."),
     layers: Layers = typer.Option(Layers.all, help="Keep every layer, or only the last."),
+    order: int = typer.Option(0, "--order", min=0, max=1, help="0: infinite width; 1: add the 1/n statistics K1, theta1, V, D, F, A, B."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the result (netCDF-4) here."),
 ) -> None:
     """Infinite-width NNGP kernel K and NTK theta, layer by layer; prints the last layer."""
     with user_errors():
         x = load_inputs(inputs)
         mlp = build_mlp(activation, depth, c_b, c_w, use_critical, lambda_b, lambda_w)
-        ds = compute_kernels(mlp, x, layers.value)
+        ds = compute_kernels(mlp, x, layers.value, order)
         if out is not None:
             save(ds, out)
     show_last_layer(ds, mlp)
     if out is not None:
-        console.print(f"wrote {out} (variables K, theta on dims layer, a1, a2)")
+        console.print(f"wrote {out} (variables {', '.join(ds.data_vars)})")
