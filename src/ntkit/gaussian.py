@@ -341,7 +341,8 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
     ``funcs``: k <= 4 one-variable functions (JAX callables or :class:`PiecewiseMonomial`);
     ``cov``: (..., k, k) positive semi-definite; ``derivative_order`` r in {0, 1, 2, 4}.
     Returns (...) for r = 0 and (..., k, ..., k) (r sample indices) otherwise. Derivatives need
-    a non-singular cov and raise ``ValueError`` naming the offending block otherwise.
+    a non-singular cov and raise ``ValueError`` naming the offending block otherwise — except
+    2-D smooth integrands, whose Mehler series stays exact for perfectly (anti)correlated samples.
     """
     funcs = tuple(funcs)
     cov = np.asarray(cov, dtype=np.float64)
@@ -359,15 +360,14 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
         raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
     batch_shape = cov.shape[:-2]
     flat = cov.reshape((-1, k, k))
+    split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
+    if k == 2 and not split and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
+        result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)  # exact also at rho = +-1
+        if result is not None:
+            return result.reshape(batch_shape + (k,) * derivative_order)
     chol = safe_cholesky(flat)
     if derivative_order > 0:
         _require_nonsingular(flat, chol)
-
-    split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
-    if k == 2 and not split and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
-        result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)
-        if result is not None:
-            return result.reshape(batch_shape + (k,) * derivative_order)
     if split and k == 2:
         run, per_cov = _polar_kernel(funcs, nodes or SPLIT_NODES, derivative_order)
     elif split:

@@ -147,7 +147,7 @@ def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState
     states = [_zero_state(*kernels[0])]
     for layer in range(2, mlp.depth + 1):
         K_prev = kernels[layer - 2][0]
-        tab = layer_tables(mlp.activation, K_prev, nodes=nodes)
+        tab = layer_tables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes)  # layer 1 is exactly Gaussian
         states.append(first_order_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
     return states
 

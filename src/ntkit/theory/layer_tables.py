@@ -40,27 +40,26 @@ class LayerTables:
     C: np.ndarray
 
 
-def layer_tables(activation: Activation, K: np.ndarray, with_fourth: bool = True, nodes: int | None = None) -> LayerTables:
-    """Tables at kernels ``K`` (batch, P, P). ``with_fourth=False`` skips M, N, Q (zero-filled)."""
+def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None) -> LayerTables:
+    """Tables at kernels ``K`` (batch, P, P).
+
+    ``with_stein=False`` zero-fills the derivative tables, which only multiply inherited
+    (layer-l finite-width) statistics: the step from the exactly Gaussian layer 1 needs none,
+    which is what makes antipodal or collinear inputs with c_b = 0 harmless there.
+    """
     sigma, dsigma = integrands(activation)
     batch, P, _ = K.shape
-    quad = (batch,) + (P,) * 4
-    M = N = Q = np.zeros(quad)
-    if with_fourth:
-        M = moment_table((sigma,) * 4, K, nodes)
-        N = moment_table((sigma, sigma, dsigma, dsigma), K, nodes)
-        Q = moment_table((dsigma,) * 4, K, nodes)
+    stein = {}
+    for name, (f, g, order) in {"A2": (sigma, sigma, 2), "A4": (sigma, sigma, 4), "B2": (dsigma, dsigma, 2),
+                                "B4": (dsigma, dsigma, 4), "C": (sigma, dsigma, 1)}.items():
+        stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch, P, P) + (P,) * order)
     return LayerTables(
         S=moment_table((sigma, sigma), K, nodes),
         P=moment_table((dsigma, dsigma), K, nodes),
-        M=M,
-        N=N,
-        Q=Q,
-        A2=stein_table(sigma, sigma, K, 2, nodes),
-        A4=stein_table(sigma, sigma, K, 4, nodes),
-        B2=stein_table(dsigma, dsigma, K, 2, nodes),
-        B4=stein_table(dsigma, dsigma, K, 4, nodes),
-        C=stein_table(sigma, dsigma, K, 1, nodes),
+        M=moment_table((sigma,) * 4, K, nodes),
+        N=moment_table((sigma, sigma, dsigma, dsigma), K, nodes),
+        Q=moment_table((dsigma,) * 4, K, nodes),
+        **stein,
     )
 
 
