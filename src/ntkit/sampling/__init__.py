@@ -1,0 +1,7 @@
+"""Random networks with exact per-layer preactivations and NTK; streaming Monte-Carlo estimators.
+
+Never imports :mod:`ntkit.theory`: tests and studies hold the two against each other.
+"""
+from .sample import sample
+
+__all__ = ["sample"]

@@ -1,0 +1,145 @@
+"""Exact per-layer statistics of random networks: preactivations and the per-layer NTK.
+
+For one network (parameters drawn from a counter-based key) the forward equations of the theory
+specification give, with no autodiff,
+
+    z^(1) = b^(1) + W^(1) x,                     Theta^(1)_{ij;ab} = delta_ij [lambda_b + lambda_w x_a.x_b / n_0],
+    z^(l+1) = b + W sigma(z^(l)),
+    Theta^(l+1)_{ij;ab} = delta_ij [lambda_b + (lambda_w / n_l) sum_k sigma_{k;a} sigma_{k;b}]
+                          + sum_{k1 k2} W_{i k1} W_{j k2} sigma'_{k1;a} sigma'_{k2;b} Theta^(l)_{k1 k2;ab},
+
+with b ~ N(0, c_b), W ~ N(0, c_w / n_l). Per layer the network is reduced to neuron-averaged
+observables (i != j are distinct neurons, n neurons in the layer):
+
+    Gz_ab = <z_{i;a} z_{i;b}>_i,                Gt_ab = <Theta_{ii;ab}>_i,
+    Pzz_abcd = <z_{i;a} z_{i;b} z_{j;c} z_{j;d}>_{i!=j},   Pzt_abcd = <z_{i;a} z_{i;b} Theta_{jj;cd}>_{i!=j},
+    Ptt_abcd = <Theta_{ii;ab} Theta_{jj;cd}>_{i!=j},
+    Fo_acbd = <z_{i;a} z_{j;b} Theta_{ij;cd}>_{i!=j},    Bo_acbd = <Theta_{ij;ab} Theta_{ij;cd}>_{i!=j},
+
+from which :mod:`ntkit.sampling.estimates` forms K, theta, V, D, F, A, B across networks. Pair
+averages use sum_{i!=j} X_i Y_j = (sum X)(sum Y) - sum X_i Y_i.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..activations import get_activation
+
+__all__ = ["NetworkSpec", "OBSERVABLES", "batch_observables", "flops_per_network"]
+
+#: Per-network observables, each stacked over layers: two-sample (L, m, m), four-sample (L, m, m, m, m).
+OBSERVABLES = ("Gz", "Gt", "Pzz", "Pzt", "Ptt", "Fo", "Bo")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that fixes the random networks: widths n_0..n_L, hyperparameters, activation, dtype.
+
+    ``widths`` includes the input dimension n_0 and the number of output neurons n_L.
+    """
+
+    widths: tuple[int, ...]
+    activation: str
+    c_b: tuple[float, ...]
+    c_w: tuple[float, ...]
+    lambda_b: tuple[float, ...]
+    lambda_w: tuple[float, ...]
+    dtype: str = "float64"
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) - 1
+
+
+def flops_per_network(widths: tuple[int, ...], m: int) -> float:
+    """Floating-point operations of one network, counted analytically (multiply-add = 2).
+
+    Forward pass 2 m n_l n_(l-1); NTK recursion per sample pair W (s' Theta s') W^T, two matmuls
+    2 n_(l-1)^2 n_l + 2 n_(l-1) n_l^2; observables dominated by the pair contractions of Fo, Bo
+    (2 m^4 n^2 and 2 m^2 n^2 (m + 1)).
+    """
+    total = 0.0
+    for layer in range(1, len(widths)):
+        n_in, n = widths[layer - 1], widths[layer]
+        total += 2.0 * m * n * n_in
+        if layer > 1:
+            total += m * m * (2.0 * n_in * n_in * n + 2.0 * n_in * n * n)
+        total += 2.0 * m**4 * n * n + 2.0 * m**3 * n * n + 2.0 * m**2 * n * n
+    return total
+
+
+def _layer_observables(z, T):
+    """Neuron-averaged observables of one layer from z (n, m) and the NTK T[a, b, i, j] (m, m, n, n)."""
+    n = z.shape[0]
+    pairs = n * (n - 1)
+    X = z[:, :, None] * z[:, None, :]  # (n, m, m): z_{i;a} z_{i;b}
+    Y = jnp.moveaxis(jnp.diagonal(T, axis1=2, axis2=3), -1, 0)  # (n, m, m): Theta_{ii;ab}
+    SX, SY = X.sum(0), Y.sum(0)
+
+    def pair(SA, SB, A, B):
+        return (SA[:, :, None, None] * SB[None, None, :, :] - jnp.einsum("iab,icd->abcd", A, B)) / pairs
+
+    zT = jnp.einsum("ia,cdij->acdj", z, T)
+    fo = jnp.einsum("acdj,jb->acbd", zT, z) - jnp.einsum("ia,ib,icd->acbd", z, z, Y)
+    bo = jnp.einsum("abij,cdij->acbd", T, T) - jnp.einsum("iab,icd->acbd", Y, Y)
+    return {
+        "Gz": SX / n,
+        "Gt": SY / n,
+        "Pzz": pair(SX, SX, X, X),
+        "Pzt": pair(SX, SY, X, Y),
+        "Ptt": pair(SY, SY, Y, Y),
+        "Fo": fo / pairs,
+        "Bo": bo / pairs,
+    }
+
+
+def _network_observables(spec: NetworkSpec, x, key):
+    """Observables of one network (stacked over layers) from its key and the inputs x (m, n_0)."""
+    act = get_activation(spec.activation)
+    sigma, dsigma = act.fn, act.derivative(1)
+    dtype = jnp.dtype(spec.dtype)
+    m = x.shape[0]
+    per_layer = []
+    h, T, n_in = x.T, None, spec.widths[0]  # h: the previous layer's sigma(z) as (n_in, m); x for layer 1
+    sp = None
+    for layer in range(1, spec.depth + 1):
+        n = spec.widths[layer]
+        k_w, k_b = jax.random.split(jax.random.fold_in(key, layer))
+        W = jax.random.normal(k_w, (n, n_in), dtype) * math.sqrt(spec.c_w[layer - 1] / n_in)
+        b = jax.random.normal(k_b, (n,), dtype) * math.sqrt(spec.c_b[layer - 1])
+        z = W @ h + b[:, None]
+        fresh = spec.lambda_b[layer - 1] + (spec.lambda_w[layer - 1] / n_in) * (h.T @ h)  # (m, m)
+        eye = jnp.eye(n, dtype=dtype)[None, None, :, :]
+        T_new = fresh[:, :, None, None] * eye
+        if T is not None:
+            inner = sp.T[:, None, :, None] * T * sp.T[None, :, None, :]
+            T_new = T_new + jnp.einsum("ij,abjk,lk->abil", W, inner, W)
+        T = T_new
+        per_layer.append(_layer_observables(z, T))
+        h, sp, n_in = sigma(z), dsigma(z), n
+    return {name: jnp.stack([obs[name] for obs in per_layer]).astype(jnp.float64) for name in OBSERVABLES}
+
+
+@partial(jax.jit, static_argnums=0)
+def _batch(spec: NetworkSpec, x, seed, indices):
+    base = jax.random.PRNGKey(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
+    return jax.vmap(lambda k: _network_observables(spec, x, k))(keys)
+
+
+def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Observables (batch, L, ...) of the networks with the given indices, as float64 numpy arrays.
+
+    Network ``k`` draws its parameters from ``fold_in(PRNGKey(seed), k)`` (then ``fold_in`` by layer),
+    so its numbers do not depend on which batch it is computed in.
+    """
+    xj = jnp.asarray(x, dtype=jnp.dtype(spec.dtype))
+    out = _batch(spec, xj, jnp.uint32(seed), jnp.asarray(indices, dtype=jnp.uint32))
+    return {name: np.asarray(value) for name, value in out.items()}
