@@ -24,5 +24,19 @@ validate: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
+PEER := .peer
+PEER_STAMP := $(PEER)/.installed-stamp
+
+# neural-tangents 0.6.5 needs jax 0.4.25, numpy < 2 and TensorFlow: its own venv, built once.
+$(PEER_STAMP): benchmarks/peer/requirements.txt benchmarks/peer/requirements-nodeps.txt
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER)/bin/python -m pip install --quiet -r benchmarks/peer/requirements.txt
+	$(PEER)/bin/python -m pip install --quiet --no-deps -r benchmarks/peer/requirements-nodeps.txt
+	touch $(PEER_STAMP)
+
+peer: $(STAMP) $(PEER_STAMP)
+	$(PY) benchmarks/compare_peer.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache
