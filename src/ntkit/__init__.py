@@ -6,8 +6,10 @@ _jax.config.update("jax_enable_x64", True)
 __version__ = "0.1.0"
 
 from . import activations
+from . import dynamics
 from .criticality import critical
+from .empirical import empirical_ntk
 from .network import MLP
 from .theory import at_width, finite_width, infinite_width
 
-__all__ = ["MLP", "activations", "at_width", "critical", "finite_width", "infinite_width"]
+__all__ = ["MLP", "activations", "at_width", "critical", "dynamics", "empirical_ntk", "finite_width", "infinite_width"]
