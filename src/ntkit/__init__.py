@@ -10,6 +10,7 @@ from . import dynamics
 from .criticality import critical
 from .empirical import empirical_ntk
 from .network import MLP
+from .sampling import sample
 from .theory import at_width, finite_width, infinite_width
 
-__all__ = ["MLP", "activations", "at_width", "critical", "dynamics", "empirical_ntk", "finite_width", "infinite_width"]
+__all__ = ["MLP", "activations", "at_width", "critical", "dynamics", "empirical_ntk", "finite_width", "infinite_width", "sample"]
