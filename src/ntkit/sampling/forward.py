@@ -61,8 +61,8 @@ class NetworkSpec:
 def flops_per_network(widths: tuple[int, ...], m: int) -> float:
     """Floating-point operations of one network, counted analytically (multiply-add = 2).
 
-    Forward pass 2 m n_l n_(l-1); NTK recursion per sample pair W (s' Theta s') W^T, two matmuls
-    2 n_(l-1)^2 n_l + 2 n_(l-1) n_l^2; observables dominated by the pair contractions of Fo, Bo
+    Forward pass 2 m n_l n_(l-1); NTK recursion per unordered sample pair a <= b (m (m + 1) / 2 of
+    them) W (s' Theta s') W^T, two matmuls 2 n_(l-1)^2 n_l + 2 n_(l-1) n_l^2; observables dominated by the pair contractions of Fo, Bo
     (2 m^4 n^2 and 2 m^2 n^2 (m + 1)).
     """
     total = 0.0
@@ -70,7 +70,7 @@ def flops_per_network(widths: tuple[int, ...], m: int) -> float:
         n_in, n = widths[layer - 1], widths[layer]
         total += 2.0 * m * n * n_in
         if layer > 1:
-            total += m * m * (2.0 * n_in * n_in * n + 2.0 * n_in * n * n)
+            total += m * (m + 1) / 2 * (2.0 * n_in * n_in * n + 2.0 * n_in * n * n)
         total += 2.0 * m**4 * n * n + 2.0 * m**3 * n * n + 2.0 * m**2 * n * n
     return total
 
@@ -107,8 +107,11 @@ def _network_observables(spec: NetworkSpec, x, key):
     dtype = jnp.dtype(spec.dtype)
     m = x.shape[0]
     per_layer = []
-    h, T, n_in = x.T, None, spec.widths[0]  # h: the previous layer's sigma(z) as (n_in, m); x for layer 1
-    sp = None
+    upper_a, upper_b = np.triu_indices(m)  # sample pairs a <= b; Theta_{ij;ba} = Theta_{ji;ab}
+    slot = np.zeros((m, m), dtype=int)
+    slot[upper_a, upper_b] = slot[upper_b, upper_a] = np.arange(upper_a.size)
+    transpose = jnp.asarray((np.arange(m)[:, None] > np.arange(m)[None, :])[:, :, None, None])
+    h, T, n_in, sp = x.T, None, spec.widths[0], None  # h: the previous layer's sigma(z) as (n_in, m)
     for layer in range(1, spec.depth + 1):
         n = spec.widths[layer]
         k_w, k_b = jax.random.split(jax.random.fold_in(key, layer))
@@ -116,30 +119,41 @@ def _network_observables(spec: NetworkSpec, x, key):
         b = jax.random.normal(k_b, (n,), dtype) * math.sqrt(spec.c_b[layer - 1])
         z = W @ h + b[:, None]
         fresh = spec.lambda_b[layer - 1] + (spec.lambda_w[layer - 1] / n_in) * (h.T @ h)  # (m, m)
-        eye = jnp.eye(n, dtype=dtype)[None, None, :, :]
-        T_new = fresh[:, :, None, None] * eye
+        T_pairs = fresh[upper_a, upper_b][:, None, None] * jnp.eye(n, dtype=dtype)[None, :, :]  # (pairs, n, n)
         if T is not None:
-            inner = sp.T[:, None, :, None] * T * sp.T[None, :, None, :]
-            T_new = T_new + jnp.einsum("ij,abjk,lk->abil", W, inner, W)
-        T = T_new
+            inner = sp.T[upper_a][:, :, None] * T[upper_a, upper_b] * sp.T[upper_b][:, None, :]
+            left = jnp.tensordot(W, inner, axes=[[1], [1]])  # (n, pairs, n_in)
+            T_pairs = T_pairs + jnp.moveaxis(jnp.tensordot(left, W, axes=[[2], [1]]), 0, 1)
+        full = T_pairs[slot]
+        T = jnp.where(transpose, jnp.swapaxes(full, -1, -2), full)
         per_layer.append(_layer_observables(z, T))
         h, sp, n_in = sigma(z), dsigma(z), n
     return {name: jnp.stack([obs[name] for obs in per_layer]).astype(jnp.float64) for name in OBSERVABLES}
 
 
 @partial(jax.jit, static_argnums=0)
-def _batch(spec: NetworkSpec, x, seed, indices):
+def _blocks(spec: NetworkSpec, x, seed, indices):
+    """Observables of the networks indices (k, block), block after block (lax.map, k >= 2)."""
     base = jax.random.PRNGKey(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
-    return jax.vmap(lambda k: _network_observables(spec, x, k))(keys)
+
+    def block(idx):
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(idx)
+        return jax.vmap(lambda key: _network_observables(spec, x, key))(keys)
+
+    return jax.lax.map(block, indices)
 
 
-def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Observables (batch, L, ...) of the networks with the given indices, as float64 numpy arrays.
+def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, first: int, count: int, block: int) -> dict[str, np.ndarray]:
+    """Observables (count, L, ...) of networks first..first+count-1, as float64 numpy arrays.
 
-    Network ``k`` draws its parameters from ``fold_in(PRNGKey(seed), k)`` (then ``fold_in`` by layer),
-    so its numbers do not depend on which batch it is computed in.
+    Network ``k`` draws its parameters from ``fold_in(PRNGKey(seed), k)`` (then ``fold_in`` by
+    layer). XLA's CPU code rounds differently for different array shapes, so the networks are
+    always computed by the same compiled block of ``block`` networks, mapped over at least two
+    blocks (a one-block map is compiled differently); how many blocks one call holds (a power of
+    two, the excess discarded) does not change any network's numbers.
     """
+    k = max(2, 1 << (-(-count // block) - 1).bit_length())  # a power of two: few compiled shapes
+    indices = np.arange(first, first + k * block, dtype=np.uint32).reshape(k, block)
     xj = jnp.asarray(x, dtype=jnp.dtype(spec.dtype))
-    out = _batch(spec, xj, jnp.uint32(seed), jnp.asarray(indices, dtype=jnp.uint32))
-    return {name: np.asarray(value) for name, value in out.items()}
+    out = _blocks(spec, xj, jnp.uint32(seed), jnp.asarray(indices))
+    return {name: np.asarray(value).reshape((k * block,) + value.shape[2:])[:count] for name, value in out.items()}

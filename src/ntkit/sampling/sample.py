@@ -30,12 +30,13 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .estimates import estimate
 from .forward import NetworkSpec, batch_observables, flops_per_network
 
-__all__ = ["sample", "run_chunk", "default_chunk_size", "default_batch_size"]
+__all__ = ["sample", "run_chunk", "default_chunk_size", "default_block"]
 
 MAX_CHUNK = 4096
+MAX_BLOCK = 64
 _CHUNK_FLOATS = 2**24  # accumulator temporaries per chunk (~128 MB)
 _CHUNK_FLOPS = 2e10  # about a second or two of one core per chunk
-_BATCH_FLOATS = 2**25  # per-layer NTK matrices of one batch (~256 MB)
+_BLOCK_FLOATS = 2**24  # per-layer NTK matrices of one block (~128 MB)
 
 
 def _floor_pow2(value: float) -> int:
@@ -50,20 +51,16 @@ def default_chunk_size(widths: tuple[int, ...], m: int) -> int:
     return min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time)))
 
 
-def default_batch_size(widths: tuple[int, ...], m: int, chunk_size: int) -> int:
-    """Networks per jit call: the chunk, or fewer when the per-layer NTK matrices would not fit."""
+def default_block(widths: tuple[int, ...], m: int) -> int:
+    """Networks per compiled block (fixed by the problem): a power of two <= 64 within memory."""
     per_network = 4 * m * m * max(widths[1:]) ** 2 + 16 * m**4
-    return min(chunk_size, _floor_pow2(_BATCH_FLOATS / per_network))
+    return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network))
 
 
-def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int) -> dict:
+def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int, block: int) -> dict:
     """Accumulator arrays of networks start..stop-1, computed ``batch_size`` networks per call."""
-    parts = []
-    for first in range(start, stop, batch_size):
-        indices = np.arange(first, first + batch_size, dtype=np.uint32)  # a short last batch is padded
-        obs = batch_observables(spec, x, seed, indices)
-        keep = min(batch_size, stop - first)
-        parts.append({k: v[:keep] for k, v in obs.items()})
+    parts = [batch_observables(spec, x, seed, first, min(batch_size, stop - first), block)
+             for first in range(start, stop, batch_size)]
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     acc = from_batch(joined)
     return {"count": acc.count, **acc.arrays()}
@@ -151,7 +148,8 @@ def sample(
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     widths = (n0, *hidden, output_width)
     chunk = default_chunk_size(widths, m) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
-    batch = default_batch_size(widths, m, chunk) if batch_size is None else _check_int("batch_size", batch_size, 1)
+    block = default_block(widths, m)
+    batch = min(chunk, n_networks) if batch_size is None else _check_int("batch_size", batch_size, 1)
     inf = None if infinite is None else _infinite_values(infinite, mlp.depth, m)
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
@@ -184,22 +182,22 @@ def sample(
     todo = bounds[done:]
     if executor is None and workers == 1:
         for start, stop in todo:
-            absorb(run_chunk(spec, x, seed, start, stop, batch))
+            absorb(run_chunk(spec, x, seed, start, stop, batch, block))
     elif executor is not None:
-        _run_ordered(executor, spec, x, seed, todo, batch, absorb, window=4 * workers + 4)
+        _run_ordered(executor, spec, x, seed, todo, batch, block, absorb, window=4 * workers + 4)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            _run_ordered(pool, spec, x, seed, todo, batch, absorb, window=2 * workers)
+            _run_ordered(pool, spec, x, seed, todo, batch, block, absorb, window=2 * workers)
 
     fan_in = np.array(widths[:-1])
     values = estimate(acc, fan_in, inf)
     return _dataset(values, mlp.depth, m, config, seed, n_networks, width, hidden, output_width)
 
 
-def _run_ordered(executor: Executor, spec, x, seed, todo, batch, absorb, window: int) -> None:
+def _run_ordered(executor: Executor, spec, x, seed, todo, batch, block, absorb, window: int) -> None:
     """Submit chunks (at most ``window`` in flight) and absorb their results in chunk order."""
     queue = iter(todo)
-    submit = lambda bounds: executor.submit(run_chunk, spec, x, seed, *bounds, batch)  # noqa: E731
+    submit = lambda bounds: executor.submit(run_chunk, spec, x, seed, *bounds, batch, block)  # noqa: E731
     pending = deque(submit(b) for b in islice(queue, window))
     while pending:
         result = pending.popleft().result()
