@@ -178,3 +178,22 @@ def test_dask_cluster_gives_the_serial_result_bit_for_bit():
         with distributed.Client(cluster) as client:
             remote = sample(SMALL, X2, executor=client.get_executor(), **kwargs)
     assert identical(remote, sample(SMALL, X2, **kwargs))
+
+
+def test_cli_sample_writes_estimates_and_rejects_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from ntkit.cli import app
+    from ntkit.results import load
+
+    out = tmp_path / "mc.nc"
+    runner = CliRunner()
+    result = runner.invoke(app, ["sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
+                                 "--seed", "11", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "layer 2" in result.output and "theta" in result.output
+    ds = load(out)
+    direct = sample(ntkit.MLP(depth=2, activation="tanh"), ntkit.cli._inputs.EXAMPLE_INPUTS, width=5, n_networks=300, seed=11)
+    np.testing.assert_array_equal(ds["V"].values, direct["V"].values)
+    bad = runner.invoke(app, ["sample", "--width", "0", "--networks", "10"])
+    assert bad.exit_code == 2 and "error:" in bad.output and "width" in bad.output

@@ -6,5 +6,6 @@ from ._app import app
 from . import critical  # noqa: F401  (registers ntkit critical)
 from . import demo  # noqa: F401  (registers ntkit demo)
 from . import kernels  # noqa: F401  (registers ntkit kernels)
+from . import sample  # noqa: F401  (registers ntkit sample)
 
 __all__ = ["app"]
