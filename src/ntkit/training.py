@@ -84,7 +84,7 @@ class Network:
         h = x
         for layer, p in enumerate(params, start=1):
             mb, mw = self.multipliers(layer)
-            z = mb * p["b"] + mw * (h @ p["w"])
+            z = mb * p["b"][None, :] + mw * (h @ p["w"])
             h = self.mlp.activation(z) if layer < self.mlp.depth else z
         return z[:, 0]
 
