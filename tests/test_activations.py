@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -169,3 +170,57 @@ def test_erf_arcsine_against_quadrature():
 def test_shape_preserving_non_elementwise_callable_is_rejected():
     with pytest.raises(TypeError, match="elementwise"):
         get_activation(lambda z: z - jnp.mean(z))
+
+
+def _dblquad_pair(f, g, cov):
+    from scipy import integrate
+
+    inv = np.linalg.inv(cov)
+    norm_const = 2 * np.pi * math.sqrt(np.linalg.det(cov))
+    density = lambda a, b: np.exp(-0.5 * (inv[0, 0] * a * a + 2 * inv[0, 1] * a * b + inv[1, 1] * b * b)) / norm_const  # noqa: E731
+    return integrate.dblquad(lambda b, a: f(a) * g(b) * density(a, b), -14, 14, -14, 14, epsabs=1e-13, epsrel=1e-12)[0]
+
+
+@pytest.mark.parametrize("cov", [[[0.7, 0.25], [0.25, 1.2]], [[3.5, -1.0], [-1.0, 0.4]], [[2.0, 1.9], [1.9, 2.1]]])
+def test_gelu_closed_form_against_quadrature(cov):
+    from scipy.stats import norm
+
+    cov = np.array(cov)
+    gelu = lambda z: z * norm.cdf(z)  # noqa: E731
+    dgelu = lambda z: norm.cdf(z) + z * norm.pdf(z)  # noqa: E731
+    ss, dd = get_activation("gelu").pair_expectations(cov[0, 0], cov[1, 1], cov[0, 1])
+    np.testing.assert_allclose(ss, _dblquad_pair(gelu, gelu, cov), rtol=1e-9)
+    np.testing.assert_allclose(dd, _dblquad_pair(dgelu, dgelu, cov), rtol=1e-9)
+
+
+def test_gelu_closed_form_degenerate_covariances():
+    """Identical samples: <gelu(z)^2> by 1-D quad; a zero-variance sample: gelu(0) = 0, gelu'(0) = 1/2."""
+    from scipy import integrate
+    from scipy.stats import norm
+
+    act = get_activation("gelu")
+    v = 3.56
+    pdf = lambda z: np.exp(-z * z / (2 * v)) / math.sqrt(2 * math.pi * v)  # noqa: E731
+    ss_ref = integrate.quad(lambda z: (z * norm.cdf(z)) ** 2 * pdf(z), -40, 40, epsabs=1e-14, limit=200)[0]
+    dd_ref = integrate.quad(lambda z: (norm.cdf(z) + z * norm.pdf(z)) ** 2 * pdf(z), -40, 40, epsabs=1e-14, limit=200)[0]
+    ss, dd = act.pair_expectations(v, v, v)
+    np.testing.assert_allclose([ss, dd], [ss_ref, dd_ref], rtol=1e-12)
+    ss, dd = act.pair_expectations(0.0, 1.3, 0.0)
+    assert ss == 0.0 and np.isfinite(dd)
+    np.testing.assert_allclose(dd, 0.25, rtol=1e-15)  # gelu'(0) <gelu'(z)> = 1/2 * 1/2
+
+
+@pytest.mark.parametrize("name", ["gelu", "erf"])
+def test_pair_functions_derivatives_are_stein_forms(name):
+    """Price's theorem: d/dK_ab <f g> = <f' g'>, 2 d/dK_aa <f g> = <f'' g>, against 2-D quadrature of the derivatives."""
+    from ntkit.gaussian import expectation
+
+    act = get_activation(name)
+    G, P = act.pair_functions()
+    cov = np.array([[1.3, 0.6], [0.6, 0.9]])
+    args = tuple(jnp.asarray(v) for v in (cov[0, 0], cov[1, 1], cov[0, 1]))
+    d1, d2 = act.derivative(1), act.derivative(2)
+    np.testing.assert_allclose(jax.grad(G, argnums=2)(*args), expectation((d1, d1), cov, nodes=160), rtol=1e-11)
+    np.testing.assert_allclose(2 * jax.grad(G, argnums=0)(*args), expectation((d2, act.fn), cov, nodes=160), rtol=1e-11)
+    np.testing.assert_allclose(P(*args), expectation((d1, d1), cov, nodes=160), rtol=1e-11)
+    np.testing.assert_allclose(jax.grad(P, argnums=2)(*args), expectation((d2, d2), cov, nodes=160), rtol=1e-10)

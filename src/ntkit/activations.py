@@ -9,8 +9,10 @@ needs to know about it:
 * ``slopes = (a_+, a_-)`` for the scale-invariant class sigma(z) = a_+ z (z > 0), a_- z (z < 0)
   (relu, leaky_relu, linear), which quadrature must split at z = 0;
 * closed-form two-point Gaussian expectations <sigma_a sigma_b>_K and <sigma'_a sigma'_b>_K where
-  they exist: the arc-cosine kernels for the scale-invariant class (Cho & Saul 2009) and the
-  arcsine kernel for erf (Williams 1997).
+  they exist: the arc-cosine kernels for the scale-invariant class (Cho & Saul 2009), the
+  arcsine kernel for erf (Williams 1997) and the GeLU kernel (:func:`_gelu_pair`). They are JAX
+  functions of (K_aa, K_bb, K_ab), so derivatives with respect to the covariance (Price's
+  theorem: the Stein forms) follow by autodiff where the form is smooth (erf, gelu).
 
 Names: ``relu, leaky_relu (slope 0.01; leaky_relu(slope) for another), gelu (exact, z*Phi(z)),
 gelu_tanh, tanh, erf, sigmoid, silu, softplus, sin, linear``; any JAX-differentiable callable is
@@ -19,6 +21,7 @@ accepted too.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -44,7 +47,7 @@ class Activation:
     fn: Callable
     slopes: tuple[float, float] | None = None
     dfn: Callable | None = None
-    closed_form: str | None = None  # "arccos" or "arcsin"
+    closed_form: str | None = None  # "arccos", "arcsin" or "gelu"
 
     def __call__(self, z):
         return self.fn(z)
@@ -79,11 +82,26 @@ class Activation:
 
         Returns ``None`` when the activation has no closed form. Arrays broadcast; numpy float64.
         """
-        kaa, kbb, kab = (np.asarray(v, dtype=np.float64) for v in (kaa, kbb, kab))
-        if self.closed_form == "arccos":
-            return _arccos_pair(self.slopes, kaa, kbb, kab)
+        if self.closed_form is None:
+            return None
+        kaa, kbb, kab = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (kaa, kbb, kab)))
+        ss, dd = _pair_kernel(self.closed_form, self.slopes)(kaa, kbb, kab)
+        return np.asarray(ss), np.asarray(dd)
+
+    def pair_kernel(self):
+        """The closed forms as one JAX function (kaa, kbb, kab) -> (<sigma sigma>, <sigma' sigma'>), or None."""
+        return None if self.closed_form is None else _pair_kernel(self.closed_form, self.slopes)
+
+    def pair_functions(self):
+        """(G, P): JAX functions (kaa, kbb, kab) -> <sigma_a sigma_b>, <sigma'_a sigma'_b>, or None.
+
+        Only for closed forms that are smooth in the covariance on all of it (erf, gelu): their
+        derivatives with respect to (kaa, kbb, kab) are the Stein forms (Price's theorem).
+        """
         if self.closed_form == "arcsin":
-            return _arcsin_pair(kaa, kbb, kab)
+            return _arcsin_ss, _arcsin_dd
+        if self.closed_form == "gelu":
+            return _gelu_ss, _gelu_dd
         return None
 
 
@@ -95,6 +113,17 @@ def _elementwise_derivative(f: Callable) -> Callable:
     return df
 
 
+@functools.lru_cache(maxsize=None)
+def _pair_kernel(kind: str, slopes):
+    if kind == "arccos":
+        return jax.jit(functools.partial(_arccos_pair, slopes))
+    if kind == "arcsin":
+        return jax.jit(lambda a, b, c: (_arcsin_ss(a, b, c), _arcsin_dd(a, b, c)))
+    if kind == "gelu":
+        return jax.jit(lambda a, b, c: (_gelu_ss(a, b, c), _gelu_dd(a, b, c)))
+    raise ValueError(f"unknown closed form {kind!r}")
+
+
 def _arccos_pair(slopes, kaa, kbb, kab):
     """Arc-cosine kernels of order 1 and 0 for sigma = a_+ relu(z) - a_- relu(-z).
 
@@ -104,30 +133,60 @@ def _arccos_pair(slopes, kaa, kbb, kab):
     A zero-variance entry is z = 0 exactly: sigma(0) = 0 and sigma'(0) = (a_+ + a_-)/2.
     """
     ap, am = slopes
-    s = np.sqrt(np.maximum(kaa, 0.0) * np.maximum(kbb, 0.0))
+    s = jnp.sqrt(jnp.maximum(kaa, 0.0) * jnp.maximum(kbb, 0.0))
     degenerate = s <= 0.0
-    cos_t = np.clip(np.where(degenerate, 0.0, kab / np.where(degenerate, 1.0, s)), -1.0, 1.0)
-    t = np.arccos(cos_t)
-    sin_t = np.sqrt(np.maximum(1.0 - cos_t**2, 0.0))
-
-    def j1(angle, sin_angle, cos_angle):
-        return (sin_angle + (np.pi - angle) * cos_angle) / (2 * np.pi)
-
-    ss = s * ((ap**2 + am**2) * j1(t, sin_t, cos_t) - 2 * ap * am * j1(np.pi - t, sin_t, -cos_t))
-    dd = (ap**2 + am**2) * (np.pi - t) / (2 * np.pi) + 2 * ap * am * t / (2 * np.pi)
+    cos_t = jnp.clip(jnp.where(degenerate, 0.0, kab / jnp.where(degenerate, 1.0, s)), -1.0, 1.0)
+    t = jnp.arccos(cos_t)
+    sin_t = jnp.sqrt(jnp.maximum(1.0 - cos_t**2, 0.0))
+    j1 = (sin_t + (jnp.pi - t) * cos_t) / (2 * jnp.pi)
+    j1_reflected = (sin_t - t * cos_t) / (2 * jnp.pi)  # J1(pi - t)
+    ss = s * ((ap**2 + am**2) * j1 - 2 * ap * am * j1_reflected)
+    dd = (ap**2 + am**2) * (jnp.pi - t) / (2 * jnp.pi) + 2 * ap * am * t / (2 * jnp.pi)
     mid = 0.5 * (ap + am)
-    dd = np.where(degenerate, mid * mid, dd)  # E[sigma'(0) sigma'(z_b)] = mid * mid for symmetric z_b
-    ss = np.where(degenerate, 0.0, ss)
+    dd = jnp.where(degenerate, mid * mid, dd)  # E[sigma'(0) sigma'(z_b)] = mid * mid for symmetric z_b
+    ss = jnp.where(degenerate, 0.0, ss)
     return ss, dd
 
 
-def _arcsin_pair(kaa, kbb, kab):
-    """Williams' arcsine kernel for erf: with q = (1 + 2kaa)(1 + 2kbb),
-    <erf erf> = (2/pi) arcsin(2 kab / sqrt(q)),  <erf' erf'> = (4/pi) / sqrt(q - 4 kab^2)."""
+def _arcsin_ss(kaa, kbb, kab):
+    """Williams' arcsine kernel: <erf erf> = (2/pi) arcsin(2 kab / sqrt(q)), q = (1 + 2kaa)(1 + 2kbb)."""
     q = (1 + 2 * kaa) * (1 + 2 * kbb)
-    ss = (2 / np.pi) * np.arcsin(np.clip(2 * kab / np.sqrt(q), -1.0, 1.0))
-    dd = (4 / np.pi) / np.sqrt(q - 4 * kab**2)
-    return ss, dd
+    return (2 / jnp.pi) * jnp.arcsin(jnp.clip(2 * kab / jnp.sqrt(q), -1.0, 1.0))
+
+
+def _arcsin_dd(kaa, kbb, kab):
+    """<erf' erf'> = (4/pi) / sqrt(q - 4 kab^2), q = (1 + 2kaa)(1 + 2kbb) (q - 4 kab^2 >= 1 + 2kaa + 2kbb)."""
+    q = (1 + 2 * kaa) * (1 + 2 * kbb)
+    return (4 / jnp.pi) / jnp.sqrt(q - 4 * kab**2)
+
+
+def _gelu_ss(kaa, kbb, kab):
+    """<gelu(z_a) gelu(z_b)> for gelu(z) = z Phi(z).
+
+    Writing Phi(z) = P(xi <= z) with xi ~ N(0, 1) independent, the expectation is
+    E[z_a z_b 1(s > 0) 1(t > 0)] with s = z_a - xi_1, t = z_b - xi_2; Stein's lemma on z_a and the
+    bivariate orthant probability give, with A = 1 + kaa, B = 1 + kbb, D = A B - kab^2 (> 0 always),
+
+        <gelu gelu> = kab/4 + kab arcsin(kab / sqrt(A B)) / 2pi + [kaa kbb + kab^2 (1/A + 1/B - 1)] / (2 pi sqrt(D)).
+    """
+    A, B = 1.0 + kaa, 1.0 + kbb
+    root = jnp.sqrt(A * B - kab**2)
+    numerator = kaa * kbb + kab**2 * (1.0 / A + 1.0 / B - 1.0)
+    return kab / 4 + kab * jnp.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + numerator / (2 * jnp.pi * root)
+
+
+def _gelu_dd(kaa, kbb, kab):
+    """<gelu'(z_a) gelu'(z_b)> = d<gelu gelu>/dkab (Price's theorem), in closed form:
+
+        1/4 + arcsin(kab / sqrt(A B)) / 2pi + kab / (2 pi sqrt(D)) + kab (2 kappa D + N) / (2 pi D^(3/2)),
+    kappa = 1/A + 1/B - 1, N = kaa kbb + kab^2 kappa (notation of :func:`_gelu_ss`).
+    """
+    A, B = 1.0 + kaa, 1.0 + kbb
+    D = A * B - kab**2
+    root = jnp.sqrt(D)
+    kappa = 1.0 / A + 1.0 / B - 1.0
+    numerator = kaa * kbb + kab**2 * kappa
+    return 0.25 + jnp.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + kab / (2 * jnp.pi * root) + kab * (2 * kappa * D + numerator) / (2 * jnp.pi * D * root)
 
 
 def _piecewise_linear(name: str, a_plus: float, a_minus: float) -> Activation:
@@ -177,7 +236,7 @@ _REGISTRY: dict[str, Callable[[], Activation]] = {
     "relu": lambda: _piecewise_linear("relu", 1.0, 0.0),
     "leaky_relu": lambda: leaky_relu(0.01),
     "linear": lambda: _piecewise_linear("linear", 1.0, 1.0),
-    "gelu": lambda: Activation("gelu", _gelu, dfn=_gelu_prime),
+    "gelu": lambda: Activation("gelu", _gelu, dfn=_gelu_prime, closed_form="gelu"),
     "gelu_tanh": lambda: Activation("gelu_tanh", _gelu_tanh),
     "tanh": lambda: Activation("tanh", jnp.tanh, dfn=_tanh_prime),
     "erf": lambda: Activation("erf", _erf, dfn=_erf_prime, closed_form="arcsin"),

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, roots_hermitenorm
 
-__all__ = ["mehler_pairs", "MAX_TERMS"]
+__all__ = ["mehler_pairs", "coefficient_tables", "gram_rows", "MAX_TERMS"]
 
 MAX_TERMS = 768
 _FIRST_TERMS = 96
@@ -159,3 +159,53 @@ def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
     for idx in itertools.product((0, 1), repeat=order):
         result[(slice(None),) + idx] = series[:, splits.index((idx.count(0), idx.count(1)))]
     return result
+
+
+def coefficient_tables(series, variances: np.ndarray):
+    """Hermite coefficients of every function of ``series`` at every variance, long enough for all.
+
+    ``series``: (f, g, order) triples to be summed by :func:`gram_rows` or
+    :func:`pair_series`; returns ({f: table (m, terms + max order)}, terms), doubling ``terms`` from
+    96 until each series passes the tail test, or ``None`` beyond ``MAX_TERMS``.
+    """
+    variances = np.asarray(variances, dtype=np.float64)
+    top = max(order for _, _, order in series)
+    terms = _FIRST_TERMS
+    while True:
+        tables = {}
+        for f, g, _ in series:
+            for h in (f, g):
+                if h not in tables:
+                    tables[h] = _coefficients(h, variances, terms + top)
+        if all(_converged(tables[f], tables[g], order) for f, g, order in series):
+            return tables, terms
+        if terms >= MAX_TERMS:
+            return None
+        terms *= 2
+
+
+@functools.lru_cache(maxsize=None)
+def _gram_kernel(terms: int):
+    @jax.jit
+    def run(rho, coef_rows, coef_cols):
+        """sum_n rho^n f_n(row) g_n(col) by Horner; coef_* are (terms, samples)."""
+
+        def horner(step, acc):
+            n = terms - 1 - step
+            f_n = jax.lax.dynamic_index_in_dim(coef_rows, n, 0, False)
+            g_n = jax.lax.dynamic_index_in_dim(coef_cols, n, 0, False)
+            return acc * rho + f_n[:, None] * g_n[None, :]
+
+        return jax.lax.fori_loop(0, terms, horner, jnp.zeros(rho.shape, rho.dtype))
+
+    return run
+
+
+def gram_rows(coef_rows: np.ndarray, coef_cols: np.ndarray, rho: np.ndarray, terms: int) -> np.ndarray:
+    """<f(z_a) g(z_b)> = sum_n rho_ab^n f_n(v_a) g_n(v_b) for a block of rows (order 0).
+
+    ``coef_rows`` (R, >= terms) and ``coef_cols`` (N, >= terms) from :func:`coefficient_tables`,
+    ``rho`` (R, N) the correlations.
+    """
+    run = _gram_kernel(terms)
+    return np.asarray(run(jnp.asarray(rho), jnp.asarray(coef_rows[:, :terms].T), jnp.asarray(coef_cols[:, :terms].T)))

@@ -17,7 +17,9 @@ import xarray as xr
 
 from ..network import MLP, validate_inputs
 from ..results import PAIR_DIMS, with_provenance
-from .tables import two_point
+from .tables import pair_rows
+
+ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 
 __all__ = ["infinite_width", "layer_kernels", "input_kernels"]
 
@@ -29,37 +31,53 @@ def input_kernels(mlp: MLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (layer, K, Theta) for layers 1..L, holding only one layer in memory."""
+    """Yield (layer, K, Theta) for layers 1..L (fresh arrays for each layer)."""
     K, theta = input_kernels(mlp, x)
     yield 1, K, theta
     for layer in range(2, mlp.depth + 1):
-        S, P = two_point(mlp.activation, K, nodes=nodes)
-        theta = mlp.lambda_b_at(layer) + mlp.lambda_w_at(layer) * S + mlp.c_w_at(layer) * P * theta
-        K = mlp.c_b_at(layer) + mlp.c_w_at(layer) * S
-        del S, P
+        K, theta = K.copy(), theta.copy()
+        _step_in_place(mlp, layer, K, theta, nodes)
         yield layer, K, theta
+
+
+def _step_in_place(mlp: MLP, layer: int, K: np.ndarray, theta: np.ndarray, nodes) -> None:
+    """K, Theta of layer - 1 -> of ``layer``, one block of rows at a time (bounded temporaries)."""
+    c_b, c_w, l_b, l_w = mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer)
+    block = pair_rows(mlp.activation, K, nodes)
+    for start in range(0, K.shape[0], ROW_BLOCK):
+        rows = slice(start, min(start + ROW_BLOCK, K.shape[0]))
+        S, P = block(rows)
+        theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
+        K[rows] = c_b + c_w * S
 
 
 def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int | None = None) -> xr.Dataset:
     """Infinite-width NNGP kernel ``K`` and NTK ``theta`` on dims (layer, a1, a2), float64.
 
     ``layers``: "all" (1..L), "last" (L only: the network's output, and the memory-lean choice
-    for large Gram matrices), or a list of layer numbers. ``nodes`` overrides the quadrature
-    node count for activations without a closed form.
+    for large Gram matrices: about 2 m^2 doubles are held), or a list of layer numbers. ``nodes``
+    overrides the quadrature node count for activations without a closed form.
     """
     x = validate_inputs(x)
-    wanted = _wanted_layers(layers, mlp.depth)
-    kept = {}
-    for layer, K, theta in layer_kernels(mlp, x, nodes=nodes):
-        if layer in wanted:
-            kept[layer] = (K, theta)
-    order = sorted(kept)
+    order = sorted(_wanted_layers(layers, mlp.depth))
+    m = x.shape[0]
+    out_K, out_theta = np.empty((len(order), m, m)), np.empty((len(order), m, m))
+    K, theta = out_K[-1], out_theta[-1]  # the working arrays end as the last kept layer
+    np.matmul(x, x.T, out=K)  # layer 1 in place: no m x m temporaries
+    K /= x.shape[1]
+    np.multiply(K, mlp.lambda_w_at(1), out=theta)
+    theta += mlp.lambda_b_at(1)
+    K *= mlp.c_w_at(1)
+    K += mlp.c_b_at(1)
+    for layer in range(1, order[-1] + 1):
+        if layer > 1:
+            _step_in_place(mlp, layer, K, theta, nodes)
+        if layer in order[:-1]:
+            i = order.index(layer)
+            out_K[i], out_theta[i] = K, theta
     ds = xr.Dataset(
-        {
-            "K": (PAIR_DIMS, np.stack([kept[l][0] for l in order])),
-            "theta": (PAIR_DIMS, np.stack([kept[l][1] for l in order])),
-        },
-        coords={"layer": order, "a1": np.arange(x.shape[0]), "a2": np.arange(x.shape[0])},
+        {"K": (PAIR_DIMS, out_K), "theta": (PAIR_DIMS, out_theta)},
+        coords={"layer": order, "a1": np.arange(m), "a2": np.arange(m)},
     )
     ds["K"].attrs["long_name"] = "NNGP kernel (infinite width)"
     ds["theta"].attrs["long_name"] = "NTK (infinite width)"

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..activations import Activation
 from ..gaussian import PiecewiseMonomial, expectation, product
+from ..mehler import coefficient_tables, gram_rows
 
-__all__ = ["integrands", "two_point"]
+__all__ = ["integrands", "two_point", "pair_rows"]
 
 _ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 
@@ -31,31 +32,57 @@ def integrands(activation: Activation):
 
 
 def two_point(activation: Activation, K: np.ndarray, nodes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """S_ab = <sigma_a sigma_b>_K and P_ab = <sigma'_a sigma'_b>_K for all sample pairs.
-
-    Closed forms where the activation has them; otherwise 1-D quadrature on the diagonal and 2-D
-    quadrature on each off-diagonal marginal block [[K_aa, K_ab], [K_ab, K_bb]].
-    """
+    """S_ab = <sigma_a sigma_b>_K and P_ab = <sigma'_a sigma'_b>_K for all sample pairs."""
     K = np.asarray(K, dtype=np.float64)
-    m = K.shape[0]
-    diag = np.diagonal(K)
-    if activation.closed_form is not None:
-        S = np.empty_like(K)
-        P = np.empty_like(K)
-        for start in range(0, m, _ROW_BLOCK):
-            rows = slice(start, min(start + _ROW_BLOCK, m))
-            S[rows], P[rows] = activation.pair_expectations(diag[rows, None], diag[None, :], K[rows])
-        return S, P
+    S, P = np.empty_like(K), np.empty_like(K)
+    block = pair_rows(activation, K, nodes)
+    for start in range(0, K.shape[0], _ROW_BLOCK):
+        rows = slice(start, min(start + _ROW_BLOCK, K.shape[0]))
+        S[rows], P[rows] = block(rows)
+    return S, P
+
+
+def pair_rows(activation: Activation, K: np.ndarray, nodes: int | None = None):
+    """A function rows -> (S[rows], P[rows]) reading only K[rows] and the diagonal of K (copied now).
+
+    Closed forms where the activation has them. Otherwise 1-D quadrature on the diagonal and,
+    off it, Mehler's series with one table of Hermite coefficients per sample (``ntkit.mehler``),
+    or 2-D quadrature on each marginal block [[K_aa, K_ab], [K_ab, K_bb]] when ``nodes`` is given
+    or the series does not converge. Row blocks of K may be overwritten once they are evaluated.
+    """
+    diag = np.diagonal(K).copy()
+    kernel = activation.pair_kernel()
+    if kernel is not None:
+
+        def closed(rows):
+            S, P = kernel(diag[rows, None], diag[None, :], K[rows])
+            return np.asarray(S), np.asarray(P)
+
+        return closed
 
     sigma, dsigma = integrands(activation)
-    S = np.empty_like(K)
-    P = np.empty_like(K)
     one_d = diag[:, None, None]
-    S[np.arange(m), np.arange(m)] = expectation((product(sigma, sigma),), one_d, nodes=nodes)
-    P[np.arange(m), np.arange(m)] = expectation((product(dsigma, dsigma),), one_d, nodes=nodes)
-    a, b = np.triu_indices(m, 1)
-    if a.size:
-        blocks = np.stack([np.stack([K[a, a], K[a, b]], -1), np.stack([K[a, b], K[b, b]], -1)], -2)
-        S[a, b] = S[b, a] = expectation((sigma, sigma), blocks, nodes=nodes)
-        P[a, b] = P[b, a] = expectation((dsigma, dsigma), blocks, nodes=nodes)
-    return S, P
+    S_diag = expectation((product(sigma, sigma),), one_d, nodes=nodes)
+    P_diag = expectation((product(dsigma, dsigma),), one_d, nodes=nodes)
+    smooth = not isinstance(sigma, PiecewiseMonomial) and nodes is None
+    series = coefficient_tables([(sigma, sigma, 0), (dsigma, dsigma, 0)], diag) if smooth else None
+    root = np.sqrt(np.maximum(diag, 0.0))
+
+    def generic(rows):
+        idx = np.arange(K.shape[0])[rows]
+        if series is not None:
+            tables, terms = series
+            denom = root[idx, None] * root[None, :]
+            rho = np.clip(np.where(denom > 0, K[rows] / np.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
+            S = gram_rows(tables[sigma][idx], tables[sigma], rho, terms)
+            P = gram_rows(tables[dsigma][idx], tables[dsigma], rho, terms)
+        else:
+            blocks = np.stack(np.broadcast_arrays(diag[idx, None], K[rows], K[rows], diag[None, :]), -1).reshape(idx.size, -1, 2, 2)
+            S = expectation((sigma, sigma), blocks, nodes=nodes)
+            P = expectation((dsigma, dsigma), blocks, nodes=nodes)
+        S, P = np.array(S), np.array(P)
+        local = np.arange(idx.size)
+        S[local, idx], P[local, idx] = S_diag[idx], P_diag[idx]
+        return S, P
+
+    return generic
