@@ -44,11 +44,11 @@ def _floor_pow2(value: float) -> int:
 
 
 def default_chunk_size(widths: tuple[int, ...], m: int) -> int:
-    """Networks per chunk: a power of two <= 4096 bounding memory and compute per chunk."""
+    """Networks per chunk: a power of two in 2..4096 bounding memory and compute per chunk."""
     depth = len(widths) - 1
     by_memory = _CHUNK_FLOATS / (12 * depth * m**4 + 16)
     by_time = _CHUNK_FLOPS / flops_per_network(widths, m)
-    return min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time)))
+    return max(2, min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time))))
 
 
 def default_block(widths: tuple[int, ...], m: int) -> int:
