@@ -21,6 +21,8 @@ memory of the whole call, XLA buffers and compilation included; meaningful per c
 one call runs one case. Times are wall-clock seconds of a call made after a warm-up call on the
 same shapes (JIT compilation excluded); ``compile_s`` is the warm-up call's time.
 
+``nt_versions`` — nothing but ``versions`` (request ignored).
+
 ``nt_kernels`` — infinite-width ``stax`` kernels of Dense, act, Dense, ..., Dense (``depth``
 Dense layers, NTK parameterisation, ``W_std = sqrt(c_w)``, ``b_std = sqrt(c_b)``).
     request: {"cases": [{"name": str, "activation": "relu"|"erf"|"gelu"|"tanh", "depth": int,
