@@ -5,6 +5,7 @@ One module per command group; each registers its commands on the shared Typer ``
 from ._app import app
 from . import critical  # noqa: F401  (registers ntkit critical)
 from . import demo  # noqa: F401  (registers ntkit demo)
+from . import dynamics  # noqa: F401  (registers ntkit dynamics-study)
 from . import kernels  # noqa: F401  (registers ntkit kernels)
 from . import sample  # noqa: F401  (registers ntkit sample)
 

@@ -76,14 +76,17 @@ def figure_ntk_change(ds: xr.Dataset):
 
 
 def figure_spectrum(ds: xr.Dataset):
-    """Eigenvalues of the NTK on the training inputs (infinite width and widest nets at init) and per-mode learning."""
+    """Eigenvalues of the NTK on the training inputs (infinite width; widest nets at init and end: identical at init
+    in both parameterizations, which differ in how far the kernel moves) and per-mode learning."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     m = ds.sizes["train"]
     lam = ds["eigenvalue"].values
     ax.semilogy(np.arange(1, m + 1), lam, "k-o", ms=3, label="infinite width")
-    for name in ds["parameterization"].values:
-        init = ds["ntk"].sel(parameterization=name).isel(width=-1, seed=0, ntk_step=0).values[:m, :m]
-        ax.semilogy(np.arange(1, m + 1), np.sort(np.linalg.eigvalsh(init))[::-1], ".", label=f"{name}, n = {int(ds['width'].values[-1])}, init")
+    for name, marker in zip(ds["parameterization"].values, "ox"):
+        for step, fill in ((0, "init"), (-1, "end")):
+            kern = ds["ntk"].sel(parameterization=name).isel(width=-1, seed=0, ntk_step=step).values[:m, :m]
+            ax.semilogy(np.arange(1, m + 1), np.sort(np.linalg.eigvalsh(kern))[::-1], marker, ms=4, mfc="none" if step else None,
+                        label=f"{name}, n = {int(ds['width'].values[-1])}, {fill}")
     ax.set_xlabel("mode i (by decreasing eigenvalue)")
     ax.set_ylabel(r"eigenvalue $\lambda_i$ of $\Theta$ on train inputs")
     ax.set_title("NTK spectrum")
@@ -92,6 +95,7 @@ def figure_spectrum(ds: xr.Dataset):
     for s in range(ratio.shape[0]):
         bx.loglog(lam, ratio[s], "o", ms=4, color="C0", label="actual, widest net" if s == 0 else None)
     bx.loglog(lam, np.abs(ds["mode_ratio_predicted"]), "k-", label=r"predicted $|1 - \eta\lambda|^T$")
+    bx.set_ylim(bottom=1e-12)
     bx.set_xlabel(r"eigenvalue $\lambda_i$")
     bx.set_ylabel(r"$|v_i^T (f_T - y)| / |v_i^T (f_0 - y)|$")
     bx.set_title("per-mode residual after training (spectral bias)")

@@ -92,7 +92,9 @@ def loglog_slope(widths, values) -> float:
 
 
 def run_dynamics_study(cfg: DynamicsStudyConfig = DynamicsStudyConfig(), progress=None, write: bool = True):
-    """Run the study; returns (Dataset, {name: path}) — paths empty when ``write`` is False."""
+    """Run the study; returns (Dataset, {name: path}) — paths empty when ``write`` is False.
+
+    ``progress``, if given, is called as progress(step_name, done, total) after each trained network."""
     x_tr, y_tr, x_te, y_te = make_data(cfg)
     m = cfg.n_train
     theory = infinite_width(cfg.mlp, np.concatenate([x_tr, x_te]), layers="last")
@@ -109,7 +111,7 @@ def run_dynamics_study(cfg: DynamicsStudyConfig = DynamicsStudyConfig(), progres
     kernels = np.zeros(shape + (ntk_at.size, m + cfg.n_test, m + cfg.n_test))
     lrs = np.zeros(shape)
     runs = len(params_names) * len(widths) * cfg.seeds
-    task = progress.add_task("training networks", total=runs) if progress is not None else None
+    done = 0
     for i, name in enumerate(params_names):
         for j, width in enumerate(widths):
             net = Network(cfg.mlp, cfg.n_in, width, name)
@@ -118,8 +120,9 @@ def run_dynamics_study(cfg: DynamicsStudyConfig = DynamicsStudyConfig(), progres
                 lr = lr_ntk if name == "ntk" else cfg.lr_fraction * 2.0 / float(np.linalg.eigvalsh(net.ntk(params, x_tr)).max())
                 rec = train(net, params, x_tr, y_tr, x_te, lr=lr, steps=cfg.steps, record=record, ntk_at=ntk_at)
                 f_train[i, j, s], f_test[i, j, s], kernels[i, j, s], lrs[i, j, s] = rec.f_train, rec.f_test, rec.ntk, lr
+                done += 1
                 if progress is not None:
-                    progress.advance(task)
+                    progress("training networks", done, runs)
     ntk = params_names.index("ntk")
     pred_train = np.zeros((len(widths), cfg.seeds, record.size, m))
     pred_test = np.zeros((len(widths), cfg.seeds, record.size, cfg.n_test))
