@@ -79,7 +79,10 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
             if symmetric and j < i:
                 theta[i:i + block, j:j + block] = theta[j:j + block, i:i + block].transpose(1, 0, 3, 2)
                 continue
-            theta[i:i + block, j:j + block] = np.asarray(kernel(f, params, x1[i:i + block], x2[j:j + block]))
+            if symmetric and i == j and method == "jacobian":
+                theta[i:i + block, j:j + block] = np.asarray(_jacobian_jit(f, True)(params, x1[i:i + block]))
+            else:
+                theta[i:i + block, j:j + block] = np.asarray(kernel(f, params, x1[i:i + block], x2[j:j + block]))
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError("the empirical NTK has NaN or inf entries: check the model's outputs and gradients")
     if trace:
@@ -134,16 +137,18 @@ def _ntvp_kernel(f, params, x1, x2):
 
 
 @functools.lru_cache(maxsize=32)
-def _jacobian_jit(f):
-    """The jitted kernel of one block pair by Jacobian contraction (cached per model function)."""
+def _jacobian_jit(f, diagonal: bool = False):
+    """The jitted kernel of one block pair by Jacobian contraction (cached per model function);
+    ``diagonal``: one block with itself, its Jacobian computed once."""
     per_sample = jax.vmap(jax.jacrev(_single(f)), in_axes=(None, 0))
 
-    def kernel(params, x1, x2):
-        j1, j2 = per_sample(params, x1), per_sample(params, x2)
+    def contract(j1, j2):
         blocks = jax.tree_util.tree_map(lambda a, b: jnp.einsum("ic...,jd...->ijcd", a, b), j1, j2)
         return sum(jax.tree_util.tree_leaves(blocks))
 
-    return jax.jit(kernel)
+    if diagonal:
+        return jax.jit(lambda params, x: (lambda j: contract(j, j))(per_sample(params, x)))
+    return jax.jit(lambda params, x1, x2: contract(per_sample(params, x1), per_sample(params, x2)))
 
 
 @functools.lru_cache(maxsize=32)
