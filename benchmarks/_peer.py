@@ -16,7 +16,7 @@ Interface (every peer script):
   JSON with every array of the npz added under its key.
 
 Every result holds ``versions`` (jax, jaxlib, neural_tangents, numpy) and ``peak_rss_mib``: the
-process's peak resident memory (``ru_maxrss``) minus its value after imports, in MiB — the
+process's peak resident memory (VmHWM) minus its value after imports, in MiB — the
 memory of the whole call, XLA buffers and compilation included; meaningful per case only when
 one call runs one case. Times are wall-clock seconds of a call made after a warm-up call on the
 same shapes (JIT compilation excluded); ``compile_s`` is the warm-up call's time.

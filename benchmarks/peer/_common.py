@@ -21,7 +21,11 @@ from neural_tangents import stax  # noqa: E402
 
 
 def peak_rss_mib() -> float:
-    """The process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process image so far, in MiB: VmHWM of /proc/self/status
+    (ru_maxrss is not used: Linux carries the parent's peak over fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
