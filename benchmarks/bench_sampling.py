@@ -109,7 +109,8 @@ def main(full: bool = True) -> str:
         "",
         f"Machine: {os.cpu_count()} cores; peak float64 rate measured by a 2048^3 matmul in the same run: "
         f"{peak / 1e9:.1f} GFLOP/s. Flops of the sampler counted analytically (forward pass, NTK "
-        "recursion per sample pair a <= b, pair observables). Other jobs may have shared the cores.",
+        f"recursion per sample pair a <= b, pair observables). Load average at the end: {os.getloadavg()[0]:.1f} "
+        "(other jobs sharing the 2 cores slow every number here).",
         "",
         "| n | L | m | workers | networks/s | fraction of peak |",
         "|---|---|---|---|---|---|",

@@ -22,7 +22,7 @@ from ntkit.sampling import sample
 from ntkit.sampling.checkpoint import CheckpointMismatch
 
 X3 = np.array([[1.0, 0.5, -1.2], [0.3, -0.8, 0.4], [1.6, 0.9, 0.1]])  # different norms, n_0 = 3
-RELU = ntkit.MLP(depth=3, activation="relu", c_b=0.1, c_w=2.0, lambda_b=0.5, lambda_w=1.5)
+RELU = ntkit.MLP(depth=2, activation="relu", c_b=0.1, c_w=2.0, lambda_b=0.5, lambda_w=1.5)
 FLUCTUATIONS = ("V", "D", "F", "A", "B")
 SMALL = ntkit.MLP(depth=2, activation="tanh", c_b=0.1, c_w=1.5)
 X2 = X3[:2]
@@ -109,8 +109,8 @@ def test_same_result_for_any_batch_size_and_worker_count():
 
 def test_unequal_widths_and_float32():
     deep = ntkit.MLP(depth=3, activation="tanh", c_w=1.2)
-    a = sample(deep, X2, width=(3, 7), n_networks=4000, seed=1)
-    b = sample(deep, X2, width=(3, 7), n_networks=4000, seed=2, dtype="float32")
+    a = sample(deep, X2, width=(3, 7), n_networks=2000, seed=1)
+    b = sample(deep, X2, width=(3, 7), n_networks=2000, seed=2, dtype="float32")
     assert a.attrs["hidden_widths"].tolist() == [3, 7]
     diff = np.abs(a["K"] - b["K"]) / np.hypot(a["K_stderr"], b["K_stderr"])
     assert float(diff.max()) < 4.5
@@ -153,7 +153,7 @@ def test_progress_reports_networks_done():
     [
         (dict(width=0), "positive integers"),
         (dict(width=1), ">= 2"),
-        (dict(width=(4,)), "hidden widths"),
+        (dict(width=(4, 4)), "hidden widths"),
         (dict(n_networks=1), "n_networks"),
         (dict(x=np.array([[1.0, np.nan, 0.0]])), "NaN"),
         (dict(x=np.ones(3)), "shape"),
