@@ -158,6 +158,13 @@ def report(rows: list[dict], tanh_rows: list[dict], versions: dict) -> str:
         f"neural-tangents {versions['neural_tangents']} (jax {versions['jax']}, x64 on, numpy {versions['numpy']}) "
         "in the peer venv `.peer/`.",
         "",
+        "Set-up: neural-tangents 0.6.5 needs jax 0.4.25 and numpy < 2, so it lives in its own venv, built once "
+        "by `make peer` with Python 3.11 from `benchmarks/peer/requirements.txt` (jax/jaxlib 0.4.25, numpy 1.26.4, "
+        "tensorflow-cpu 2.15.1, ml-dtypes 0.3.2) and then `requirements-nodeps.txt` (neural-tangents 0.6.5, "
+        "tf2jax 0.3.6) with `--no-deps`: both declare `tensorflow`, whose modules tensorflow-cpu provides "
+        "(`pip check` reports that name only). The scripts in `benchmarks/peer/` run there in subprocesses "
+        "(`benchmarks/_peer.py`).",
+        "",
         "Network: `stax.serial(Dense, act, ..., Dense)` with `depth` Dense layers in NTK parameterisation, "
         "`W_std = sqrt(c_w)`, `b_std = sqrt(c_b)`; ntkit `MLP(depth, act, c_b, c_w, lambda_b=c_b, lambda_w=c_w)`. "
         "Compared: the output layer's NNGP kernel K and NTK Theta. Inputs (8 in R^16, seed 0): five Gaussian "
