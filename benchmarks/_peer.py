@@ -33,11 +33,14 @@ Dense layers, NTK parameterisation, ``W_std = sqrt(c_w)``, ``b_std = sqrt(c_b)``
              "<name>/ntk" (m, m): the output layer's K and Theta.
 
 ``nt_monte_carlo`` — ``nt.monte_carlo_kernel_fn`` mean NTK of the same MLP at finite width.
-    request: {"activation", "depth", "c_w", "c_b", "width": int, "n_samples": int,
-              "batch_size": int (networks per batch, divides n_samples), "seed": int,
-              "repeats": int}; arrays: {"x": (m, n_0)}.
-    result:  {"time_s" (all n_samples networks), "time_per_network_s", "compile_s", ...} and
-             arrays "nngp", "ntk" (m, m): the Monte-Carlo means (jax's PRNG, not ntkit's).
+    request: {"activation", "depth", "c_w", "c_b", "width": int, "n_samples": int (>= 2),
+              "seed": int, optional "batch_size": int (inputs per block, ``nt.batch``; 0 = all)
+              and "implementation": an ``NtkImplementation`` name}; arrays: {"x": (m, n_0)}.
+              neural-tangents draws the networks one after another.
+    result:  {"compile_s" (first network, compilation included), "time_s" (the other
+             n_samples - 1 networks), "time_per_network_s", "n_samples", ...} and arrays
+             "nngp", "ntk" (m, m): the Monte-Carlo means over all n_samples networks (jax's
+             PRNG, not ntkit's; no standard errors).
 
 ``nt_empirical`` — ``nt.empirical_ntk_fn`` of the MLP's output at random parameters, per
 implementation.
