@@ -34,11 +34,12 @@ Dense layers, NTK parameterisation, ``W_std = sqrt(c_w)``, ``b_std = sqrt(c_b)``
 
 ``nt_monte_carlo`` — ``nt.monte_carlo_kernel_fn`` mean NTK of the same MLP at finite width.
     request: {"activation", "depth", "c_w", "c_b", "width": int, "n_samples": int (>= 2),
-              "seed": int, optional "batch_size": int (inputs per block, ``nt.batch``; 0 = all)
-              and "implementation": an ``NtkImplementation`` name}; arrays: {"x": (m, n_0)}.
-              neural-tangents draws the networks one after another.
-    result:  {"compile_s" (first network, compilation included), "time_s" (the other
-             n_samples - 1 networks), "time_per_network_s", "n_samples", ...} and arrays
+              "seed": int, optional "implementation": an ``NtkImplementation`` name; other keys
+              are ignored}; arrays: {"x": (m, n_0)}. neural-tangents draws the networks one
+              after another (no batching over networks).
+    result:  {"compile_s" (first network, compilation included), "time_per_network_s" (from
+             the other n_samples - 1), "time_s" (n_samples x time_per_network_s), "n_samples",
+             ...} and arrays
              "nngp", "ntk" (m, m): the Monte-Carlo means over all n_samples networks (jax's
              PRNG, not ntkit's; no standard errors).
 
