@@ -184,3 +184,40 @@ def test_gelu_at_its_fixed_point_d_and_a_grow_faster_than_linear():
 def test_off_criticality_kernel_is_exponential(c_w):
     d = depth_stability(ntkit.MLP(depth=60, activation="relu", c_b=0.0, c_w=c_w), X2[0])
     assert d.attrs["log_rate_K"] == pytest.approx(np.log(c_w / 2), rel=1e-8)
+
+
+# --- the mean path's tables and chunking ------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ["gelu", "tanh", "erf"])
+def test_pair_tables_equal_layer_tables_on_every_pair(activation):
+    """Mehler series with per-input coefficients and Price-theorem closed forms (gelu, erf) against
+    the block-by-block quadrature/Mehler tables of ``layer_tables`` on each 2 x 2 block."""
+    from ntkit.activations import get_activation
+    from ntkit.theory.layer_tables import layer_tables
+    from ntkit.theory.pair_tables import PairTables
+
+    act = get_activation(activation)
+    x = np.random.default_rng(3).normal(size=(5, 4))
+    K = 0.2 + 1.7 * x @ x.T / 4
+    ia, ib = np.triu_indices(5, 1)
+    pair = np.stack([ia, ib], -1)
+    blocks = K[pair[:, :, None], pair[:, None, :]]
+    got = PairTables(act, K).tables(ia, ib)
+    want = layer_tables(act, blocks, nodes=None)
+    for name in ("S", "P", "M", "N", "A2", "A4", "B2", "B4", "C"):
+        g, w = getattr(got, name), getattr(want, name)
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12 * np.abs(w).max(), err_msg=name)
+    assert got.Q is None
+
+
+def test_mean_path_does_not_depend_on_chunking(monkeypatch):
+    from ntkit.theory import first_order
+
+    mlp = ntkit.MLP(depth=4, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w)
+    x = np.random.default_rng(1).normal(size=(7, 3))
+    whole = finite_width(mlp, x, tensors="mean")
+    monkeypatch.setattr(first_order, "MEAN_CHUNK", 4)
+    chunked = finite_width(mlp, x, tensors="mean")
+    for name in ("K1", "theta1"):
+        np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)

@@ -16,9 +16,12 @@ with dense einsums over a leading batch axis. The same step serves
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -26,10 +29,12 @@ from ..network import MLP, hidden_widths, validate_inputs
 from ..results import PAIR_DIMS, QUAD_DIMS, with_provenance
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
+from .pair_tables import PairTables
 
 __all__ = ["FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
 
 MAX_FULL_SAMPLES = 16  # the full four-sample tensors hold m^4 entries per layer and cost ~m^6
+MEAN_CHUNK = 32768  # pairs advanced together on the mean path (bounds the per-pair tables in memory)
 
 
 @dataclass(frozen=True)
@@ -55,26 +60,27 @@ class _Hyper:
     lambda_w: float
 
 
-def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: float, K_next, theta_next) -> FirstOrderState:
+def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: float, K_next, theta_next, fluctuations: bool = True) -> FirstOrderState:
     """One layer of the first-order recursions (first-order-mean.md §3, first-order-fluctuations.md §3).
 
     ``K_next``/``theta_next`` are the leading-order kernels of layer l+1 (from the infinite-width
-    recursion).
+    recursion). ``fluctuations=False`` skips the NTK variance tensors A and B (``None``), which
+    K1, theta1, V, D and F never use.
     """
     cw, lw = h.c_w, h.lambda_w
     S, P, th = tab.S, tab.P, state.theta
     V, D, F, A = state.V, state.D, state.F, state.A
 
     # inherited contractions (all O(1/n_(l-1)), carry r)
-    A2_V = np.einsum("zabij,zijkl->zabkl", tab.A2, V)
-    AVA = np.einsum("zabkl,zcdkl->zabcd", A2_V, tab.A2)
-    AVB = np.einsum("zabkl,zcdkl->zabcd", A2_V, tab.B2)
-    A2_D = np.einsum("zabij,zijcd->zabcd", tab.A2, D)
-    fourth_V = np.einsum("zabijkl,zijkl->zab", tab.A4, V)
-    B4_V = np.einsum("zabijkl,zijkl->zab", tab.B4, V)
-    A2_K1 = np.einsum("zabij,zij->zab", tab.A2, state.K1)
-    B2_K1 = np.einsum("zabij,zij->zab", tab.B2, state.K1)
-    B2_DF = np.einsum("zabij,zijab->zab", tab.B2, D) + np.einsum("zabij,ziajb->zab", tab.B2, F) + np.einsum("zabij,zibja->zab", tab.B2, F)
+    A2_V = jnp.einsum("zabij,zijkl->zabkl", tab.A2, V)
+    AVA = jnp.einsum("zabkl,zcdkl->zabcd", A2_V, tab.A2)
+    AVB = jnp.einsum("zabkl,zcdkl->zabcd", A2_V, tab.B2)
+    A2_D = jnp.einsum("zabij,zijcd->zabcd", tab.A2, D)
+    fourth_V = jnp.einsum("zabijkl,zijkl->zab", tab.A4, V)
+    B4_V = jnp.einsum("zabijkl,zijkl->zab", tab.B4, V)
+    A2_K1 = jnp.einsum("zabij,zij->zab", tab.A2, state.K1)
+    B2_K1 = jnp.einsum("zabij,zij->zab", tab.B2, state.K1)
+    B2_DF = jnp.einsum("zabij,zijab->zab", tab.B2, D) + jnp.einsum("zabij,ziajb->zab", tab.B2, F) + jnp.einsum("zabij,zibja->zab", tab.B2, F)
 
     K1 = r * cw * (0.5 * A2_K1 + 0.125 * fourth_V)
     theta1 = r * (
@@ -84,15 +90,15 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + 0.5 * cw * B2_DF
     )
 
-    SS = np.einsum("zab,zcd->zabcd", S, S)
-    SP = np.einsum("zab,zcd->zabcd", S, P)
-    PP = np.einsum("zab,zcd->zabcd", P, P)
+    SS = jnp.einsum("zab,zcd->zabcd", S, S)
+    SP = jnp.einsum("zab,zcd->zabcd", S, P)
+    PP = jnp.einsum("zab,zcd->zabcd", P, P)
     th_cd = th[:, None, None, :, :]
     th_ab = th[:, :, :, None, None]
     Pcd = P[:, None, None, :, :]
     Pab = P[:, :, :, None, None]
-    N_cdab = np.einsum("zabcd->zcdab", tab.N)
-    SP_cdab = np.einsum("zab,zcd->zcdab", S, P)
+    N_cdab = jnp.einsum("zabcd->zcdab", tab.N)
+    SP_cdab = jnp.einsum("zab,zcd->zcdab", S, P)
 
     V_new = cw**2 * (tab.M - SS) + r * 0.25 * cw**2 * AVA
     D_new = (
@@ -101,11 +107,13 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + r * (0.25 * cw * lw * AVA + 0.25 * cw**2 * th_cd * AVB + 0.5 * cw**2 * Pcd * A2_D)
     )
     # F'_{acbd} = cw^2 Theta_cd N_abcd + r cw^2 C_{ac;i} C_{bd;j} F_{icjd}
-    F_new = cw**2 * np.einsum("zcd,zabcd->zacbd", th, tab.N) + r * cw**2 * np.einsum("zaci,zbdj,zicjd->zacbd", tab.C, tab.C, F)
+    F_new = cw**2 * jnp.einsum("zcd,zabcd->zacbd", th, tab.N) + r * cw**2 * jnp.einsum("zaci,zbdj,zicjd->zacbd", tab.C, tab.C, F)
+    if not fluctuations:
+        return FirstOrderState(K_next, theta_next, K1, theta1, V_new, D_new, F_new, None, None)
     # A' = Cov(Y_ab, Y_cd) + r [V Y2 Y2 / 4 + (cw/2) P_cd D Y2_ab + (cw/2) P_ab D Y2_cd + cw^2 P_ab P_cd A]
     Y2 = lw * tab.A2 + cw * th[:, :, :, None, None] * tab.B2
-    Y2_V = np.einsum("zabij,zijkl->zabkl", Y2, V)
-    Y2_D = np.einsum("zabij,zijcd->zabcd", Y2, D)
+    Y2_V = jnp.einsum("zabij,zijkl->zabkl", Y2, V)
+    Y2_D = jnp.einsum("zabij,zijcd->zabcd", Y2, D)
     fresh_A = (
         lw**2 * (tab.M - SS)
         + lw * cw * th_cd * (tab.N - SP)
@@ -113,14 +121,20 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + cw**2 * th_ab * th_cd * (tab.Q - PP)
     )
     A_new = fresh_A + r * (
-        0.25 * np.einsum("zabkl,zcdkl->zabcd", Y2_V, Y2)
+        0.25 * jnp.einsum("zabkl,zcdkl->zabcd", Y2_V, Y2)
         + 0.5 * cw * Pcd * Y2_D
-        + 0.5 * cw * Pab * np.einsum("zcdab->zabcd", Y2_D)
+        + 0.5 * cw * Pab * jnp.einsum("zcdab->zabcd", Y2_D)
         + cw**2 * Pab * Pcd * A
     )
     # B'_{acbd} = cw^2 Theta_ab Theta_cd Q_abcd + r cw^2 P_ac P_bd B_acbd
-    B_new = cw**2 * np.einsum("zab,zcd,zabcd->zacbd", th, th, tab.Q) + r * cw**2 * np.einsum("zac,zbd,zacbd->zacbd", P, P, state.B)
+    B_new = cw**2 * jnp.einsum("zab,zcd,zabcd->zacbd", th, th, tab.Q) + r * cw**2 * jnp.einsum("zac,zbd,zacbd->zacbd", P, P, state.B)
     return FirstOrderState(K_next, theta_next, K1, theta1, V_new, D_new, F_new, A_new, B_new)
+
+
+for _cls in (FirstOrderState, LayerTables, _Hyper):
+    jax.tree_util.register_dataclass(_cls, data_fields=[f.name for f in dataclasses.fields(_cls)], meta_fields=[])
+_step = jax.jit(first_order_step, static_argnames=("fluctuations",))
+
 
 
 def _zero_state(K, theta) -> FirstOrderState:
@@ -148,7 +162,7 @@ def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState
     for layer in range(2, mlp.depth + 1):
         K_prev = kernels[layer - 2][0]
         tab = layer_tables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes)  # layer 1 is exactly Gaussian
-        states.append(first_order_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
+        states.append(_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
     return states
 
 
@@ -196,25 +210,41 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
 
 
 def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str, np.ndarray]:
-    """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (and 1-sample {a})."""
+    """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1).
+
+    All pairs advance together layer by layer, in chunks of ``MEAN_CHUNK`` pairs; the tables of a
+    layer are prepared once for all inputs (:class:`~ntkit.theory.pair_tables.PairTables`).
+    """
     m = full_kernels[0][0].shape[0]
     out = {name: np.zeros((mlp.depth, m, m)) for name in ("K", "theta", "K1", "theta1")}
     for l, (K, th) in enumerate(full_kernels):
         out["K"][l], out["theta"][l] = K, th
     if m == 1:
-        groups = [np.array([[0]])]
-    else:
-        a, b = np.triu_indices(m, 1)
-        groups = [np.stack([a, b], -1)]
-    for samples in groups:
-        sub = [(K[samples[:, :, None], samples[:, None, :]], th[samples[:, :, None], samples[:, None, :]]) for K, th in full_kernels]
-        states = _run(mlp, sub, r, nodes)
+        states = _run(mlp, [(K[None], th[None]) for K, th in full_kernels], r, nodes)
         for l, state in enumerate(states):
-            for name in ("K1", "theta1"):
-                value = getattr(state, name)
-                for i in range(samples.shape[1]):
-                    for j in range(samples.shape[1]):
-                        out[name][l, samples[:, i], samples[:, j]] = value[:, i, j]
+            out["K1"][l], out["theta1"][l] = state.K1[0], state.theta1[0]
+        return out
+    ia, ib = np.triu_indices(m, 1)
+    pair = np.stack([ia, ib], -1)
+    grid = (pair[:, :, None], pair[:, None, :])
+    n = ia.size
+    zero2, zero4 = np.zeros((n, 2, 2)), np.zeros((n,) + (2,) * 4)
+    K1, theta1, V, D, F = zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()
+    for layer in range(2, mlp.depth + 1):
+        (K_prev, th_prev), (K_next, th_next) = full_kernels[layer - 2], full_kernels[layer - 1]
+        source = PairTables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes)  # layer 1 is exactly Gaussian
+        h, ratio = _hyper(mlp, layer), r[layer - 2]
+        by_correlation = np.argsort(np.abs(K_prev[ia, ib]) / np.sqrt(K_prev[ia, ia] * K_prev[ib, ib] + 1e-300))  # short series first
+        for start in range(0, n, MEAN_CHUNK):
+            c = by_correlation[start : start + MEAN_CHUNK]
+            g = (grid[0][c], grid[1][c])
+            state = FirstOrderState(K_prev[g], th_prev[g], K1[c], theta1[c], V[c], D[c], F[c], None, None)
+            new = _step(state, source.tables(ia[c], ib[c]), h, ratio, K_next[g], th_next[g], fluctuations=False)
+            K1[c], theta1[c], V[c], D[c], F[c] = (np.asarray(a) for a in (new.K1, new.theta1, new.V, new.D, new.F))
+        for name, value in (("K1", K1), ("theta1", theta1)):
+            for i in range(2):
+                for j in range(2):
+                    out[name][layer - 1, pair[:, i], pair[:, j]] = value[:, i, j]
     return out
 
 

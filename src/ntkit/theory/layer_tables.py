@@ -32,7 +32,7 @@ class LayerTables:
     P: np.ndarray
     M: np.ndarray
     N: np.ndarray
-    Q: np.ndarray
+    Q: np.ndarray | None
     A2: np.ndarray
     A4: np.ndarray
     B2: np.ndarray
@@ -40,12 +40,13 @@ class LayerTables:
     C: np.ndarray
 
 
-def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None) -> LayerTables:
+def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None, with_q: bool = True) -> LayerTables:
     """Tables at kernels ``K`` (batch, P, P).
 
     ``with_stein=False`` zero-fills the derivative tables, which only multiply inherited
     (layer-l finite-width) statistics: the step from the exactly Gaussian layer 1 needs none,
     which is what makes antipodal or collinear inputs with c_b = 0 harmless there.
+    ``with_q=False`` leaves Q out (``None``): only the NTK variance tensors A and B need it.
     """
     sigma, dsigma = integrands(activation)
     batch, P, _ = K.shape
@@ -58,7 +59,7 @@ def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True,
         P=moment_table((dsigma, dsigma), K, nodes),
         M=moment_table((sigma,) * 4, K, nodes),
         N=moment_table((sigma, sigma, dsigma, dsigma), K, nodes),
-        Q=moment_table((dsigma,) * 4, K, nodes),
+        Q=moment_table((dsigma,) * 4, K, nodes) if with_q else None,
         **stein,
     )
 
