@@ -376,3 +376,30 @@ def test_safe_cholesky_reconstructs_and_zeroes_singular_columns():
 def test_bad_input_raises(funcs, cov, order, message):
     with pytest.raises(ValueError, match=message):
         expectation(funcs, np.asarray(cov, dtype=float), derivative_order=order)
+
+
+def test_gelu_smoothing_closed_forms_against_quad():
+    """E[gelu(mu + s u)] and E[gelu'(mu + s u)] (the variable integrated exactly in 3-D and 4-D rules)."""
+    from ntkit.activations import SMOOTHED, get_activation
+
+    act = get_activation("gelu")
+    gelu = lambda t: t * norm.cdf(t)  # noqa: E731
+    dgelu = lambda t: norm.cdf(t) + t * norm.pdf(t)  # noqa: E731
+    for f_np, f in ((gelu, act.fn), (dgelu, act.derivative(1))):
+        for mu, s in ((0.3, 1.2), (-2.0, 0.4), (1.5, 2.5), (0.0, 0.0)):
+            want = integrate.quad(lambda u: f_np(mu + s * u) * norm.pdf(u), -40, 40, epsabs=1e-14)[0]
+            np.testing.assert_allclose(float(SMOOTHED[f](jnp.asarray(mu), jnp.asarray(s))), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_gelu_expectations_with_a_smoothed_variable_equal_the_tensor_rule(k):
+    """The rule integrating one gelu/gelu' variable exactly against the full tensor rule (the same
+    functions wrapped, so that no closed form is known), at variances where both are converged."""
+    from ntkit.activations import get_activation
+
+    act = get_activation("gelu")
+    s, d = act.fn, act.derivative(1)
+    cov = _psd(4, np.linspace(-0.5, 0.6, 16), 0.2)[:k, :k] * 0.6
+    funcs = (product(s, s), s, d) if k == 3 else (s, d, s, d)
+    wrapped = tuple(product(lambda z: s(z), lambda z: s(z)) if f == product(s, s) else (lambda z, f=f: f(z)) for f in funcs)
+    np.testing.assert_allclose(expectation(funcs, cov), expectation(wrapped, cov, nodes={3: 64, 4: 40}[k]), rtol=1e-11)
