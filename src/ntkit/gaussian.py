@@ -382,6 +382,11 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
         raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
     batch_shape = cov.shape[:-2]
     flat = cov.reshape((-1, k, k))
+    if k == 1 and flat.shape[0] > 1:  # many blocks share a variance (one per input, not per pair)
+        variances, inverse = np.unique(flat[:, 0, 0], return_inverse=True)
+        if variances.size < flat.shape[0]:
+            unique = expectation(funcs, variances[:, None, None], derivative_order, nodes)
+            return unique[inverse.reshape(-1)].reshape(batch_shape + (1,) * derivative_order)
     split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
     if k == 2 and not split and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
         result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)  # exact also at rho = +-1
