@@ -71,10 +71,14 @@ def test_critical_prints_the_point():
     assert "nontrivial" in result.output and "chi_perp" in result.output
 
 
-def test_demo_runs():
+@pytest.mark.slow
+def test_demo_runs(tmp_path, monkeypatch):
+    """The full demo (about 5 minutes): summary table and the paths it wrote."""
+    monkeypatch.chdir(tmp_path)
     result = run("demo")
     assert result.exit_code == 0, result.output
-    assert "K (layer 3" in result.output and "theta (layer 3" in result.output
+    assert "z inf." in result.output and "report_html" in result.output
+    assert (tmp_path / "ntkit_demo" / "study.nc").is_file()
 
 
 def _bad_files(tmp_path):
