@@ -51,7 +51,7 @@ def cnn_model(key):
     return f, params
 
 
-@pytest.mark.parametrize("method", ["jacobian", "ntvp"])
+@pytest.mark.parametrize("method", ["jacobian", "ntvp", "structured"])
 def test_mlp_equals_explicit_jacobian_product(method):
     f, params = mlp_model(jax.random.PRNGKey(0))
     x1 = jax.random.normal(jax.random.PRNGKey(1), (7, 5))
@@ -64,7 +64,7 @@ def test_mlp_equals_explicit_jacobian_product(method):
     np.testing.assert_allclose(sym, explicit_ntk(f, params, x1, x1), rtol=0, atol=1e-10 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("method", ["jacobian", "ntvp"])
+@pytest.mark.parametrize("method", ["jacobian", "ntvp", "structured"])
 def test_cnn_and_multi_output_full_and_trace(method):
     f, params = cnn_model(jax.random.PRNGKey(3))
     x1 = jax.random.normal(jax.random.PRNGKey(4), (5, 2, 10))
@@ -83,10 +83,32 @@ def test_multi_output_mlp_both_methods_agree_and_block_size_does_not_matter():
     ref = explicit_ntk(f, params, x, x)
     n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
     blocks_of_4 = 2 * 4 * n_params * 8 * 4  # two Jacobian blocks of 4 samples, 4 outputs, float64
-    for method, memory in (("jacobian", 2**30), ("jacobian", blocks_of_4), ("ntvp", blocks_of_4), ("auto", 2**30)):
+    for method, memory in (("jacobian", 2**30), ("jacobian", blocks_of_4), ("ntvp", blocks_of_4), ("structured", 2**30),
+                           ("structured", 2000 * 8), ("auto", 2**30)):
         got = empirical_ntk(f, params, x, method=method, max_memory=memory)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
-    assert choose_method(f, params, x[:1], 4) in ("jacobian", "ntvp")
+    assert choose_method(f, params, x[:1], 4) == "structured"
+
+
+def test_structured_factorizes_dense_weights_only_when_used_once():
+    """MLP weights are factorized (biases keep Jacobians); a weight used twice, or transposed,
+    falls back to its Jacobian, and the kernel stays exact."""
+    from ntkit.empirical import _structured_kernel
+
+    f, params = mlp_model(jax.random.PRNGKey(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 5))
+    kernel = _structured_kernel(f, params, x[:1])
+    leaves = jax.tree_util.tree_leaves(params)
+    assert sorted(p.leaf for p in kernel.s.products) == [k for k, a in enumerate(leaves) if a.ndim == 2]
+    assert kernel.pair_cost(1) < sum(a.size for a in leaves)  # cheaper than contracting Jacobians
+
+    p = {"w": jax.random.normal(jax.random.PRNGKey(2), (5, 6)), "v": jax.random.normal(jax.random.PRNGKey(3), (6, 2))}
+    shared = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"] + jnp.sum(x @ p["w"], axis=1, keepdims=True)  # noqa: E731
+    transposed = lambda p, x: (p["v"].T @ jnp.tanh(p["w"].T @ x.T)).T  # noqa: E731
+    for g, factorized in ((shared, {0}), (transposed, set())):  # leaves in key order: v, w
+        assert _structured_kernel(g, p, x[:1]).s.factorized == factorized
+        ref = explicit_ntk(g, p, x, x)
+        np.testing.assert_allclose(empirical_ntk(g, p, x, method="structured"), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
 
 
 def test_equinox_model():
@@ -96,7 +118,7 @@ def test_equinox_model():
     f = lambda p, x: jax.vmap(eqx.combine(p, static))(x)  # noqa: E731
     x = jax.random.normal(jax.random.PRNGKey(9), (6, 3))
     ref = explicit_ntk(f, params, x, x)
-    for method in ("jacobian", "ntvp"):
+    for method in ("jacobian", "ntvp", "structured"):
         np.testing.assert_allclose(empirical_ntk(f, params, x, method=method), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
 
 
@@ -104,7 +126,7 @@ def test_bad_input_errors():
     f, params = mlp_model(jax.random.PRNGKey(0))
     x = jnp.ones((3, 5))
     with pytest.raises(ValueError, match="unknown method"):
-        empirical_ntk(f, params, x, method="structured")
+        empirical_ntk(f, params, x, method="magic")
     with pytest.raises(ValueError, match="NaN"):
         empirical_ntk(f, params, x.at[0, 0].set(jnp.nan))
     with pytest.raises(ValueError, match="per-sample shape"):

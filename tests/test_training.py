@@ -92,3 +92,24 @@ def test_ntk_prediction_agreement_shrinks_with_width_and_kernel_moves_less_than_
     slopes = ds["ntk_change_exponent"]
     assert float(slopes.sel(parameterization="ntk")) < -0.3
     assert float(slopes.sel(parameterization="ntk")) < float(slopes.sel(parameterization="mup")) - 0.2
+
+
+def test_dynamics_study_cli_writes_data_and_figures(tmp_path):
+    """``ntkit dynamics-study`` on a tiny setting: table, netCDF variables, one PNG+SVG per figure,
+    and the prediction columns are the kernel-GD prediction from the stored NTK."""
+    from typer.testing import CliRunner
+
+    from ntkit.cli import app
+    from ntkit.results import load
+    from ntkit.studies.dynamics_figures import DYNAMICS_FIGURES
+
+    out = tmp_path / "dyn"
+    result = CliRunner().invoke(app, ["dynamics-study", "--widths", "16,32", "--seeds", "1", "--steps", "20",
+                                      "--n-train", "6", "--n-test", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "end of training" in result.output and "kernel change" in result.output
+    for name in DYNAMICS_FIGURES:
+        assert (out / f"dynamics_{name}.png").is_file() and (out / f"dynamics_{name}.svg").is_file()
+    ds = load(out / "dynamics_study.nc")
+    assert {"test_error", "ntk_change", "ntk_change_exponent"} <= set(ds.data_vars)
+    assert ds["test_error"].dims == ("width",) and list(ds["width"].values) == [16, 32]

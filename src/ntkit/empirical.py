@@ -13,11 +13,14 @@ arXiv:2206.08720):
   J1 J2^T; time ~ m1 m2 C^2 P, memory ~ (b1 + b2) C P for input blocks of b1, b2 samples;
 * ``"ntvp"``: NTK-vector products Theta e_j = J1 (J2^T e_j), one vjp on a single sample of x2
   and one jvp through a block of x1 per column; time ~ m1 m2 C [FP] with [FP] the cost of one
-  forward pass per sample, memory ~ P + activations (no Jacobian is stored).
+  forward pass per sample, memory ~ P + activations (no Jacobian is stored);
+* ``"structured"``: weight matrices used once in a dense product y = h @ (s W) contribute
+  s^2 (h1 . h2)(g1 . g2) with g = df/dy (:mod:`ntkit.dense_structure`), other leaves their
+  Jacobian contraction; time ~ m1 m2 (n_in + C^2 n_out) per dense layer.
 
-``"auto"`` compares the two costs per pair of samples, C^2 P and 3 C [FP], with [FP] from XLA's
-cost analysis (:func:`choose_method`): the contraction wins for MLPs with few outputs, NTVP for
-many outputs or when weights are shared across positions (convolutions).
+``"auto"`` picks the cheapest per pair of samples of C^2 P, 3 C [FP] and the structured cost,
+with [FP] from XLA's cost analysis (:func:`choose_method`): the structured path wins for MLPs,
+NTVP for many outputs or when weights are shared across positions (convolutions).
 
 The model must treat samples independently (no batch statistics): each sample is pushed through
 ``f`` as a batch of one. Inputs are split into blocks so that no step holds more than
@@ -33,9 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import dense_structure
+
 __all__ = ["empirical_ntk", "choose_method", "METHODS"]
 
-METHODS = ("auto", "jacobian", "ntvp")
+METHODS = ("auto", "jacobian", "ntvp", "structured")
 DEFAULT_MEMORY = 2 * 2**30
 
 
@@ -46,8 +51,8 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
     Returns an array (m1, m2) for a model with outputs (m,), and (m1, m2, C, C) for outputs
     (m, C) — or (m1, m2), the trace over the output index sum_c Theta_{a1 a2, c c}, with
     ``trace=True``. ``x2=None`` means x2 = x1 (the symmetric kernel, computed once per block
-    pair). ``method`` is "auto", "jacobian" or "ntvp"; ``max_memory`` (bytes) bounds the
-    Jacobian blocks held at once.
+    pair). ``method`` is "auto", "jacobian", "ntvp" or "structured"; ``max_memory`` (bytes)
+    bounds the Jacobian (or feature) blocks held at once.
 
     >>> import jax.numpy as jnp
     >>> f = lambda p, x: x @ p["w"]
@@ -71,8 +76,13 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
     if method == "auto":
         method = choose_method(f, params, x1[:1], n_out)
     itemsize = jnp.dtype(out.dtype).itemsize
-    block = _block_size(method, n_out, n_params, itemsize, max_memory, max(len(x1), len(x2)))
-    kernel = _jacobian_kernel if method == "jacobian" else _ntvp_kernel
+    if method == "structured":
+        kernel = _structured_kernel(f, params, x1[:1])
+        block = _block_size(kernel.feature_size(n_out), itemsize, max_memory, max(len(x1), len(x2)))
+    else:
+        per_sample = 2 * n_out * n_params if method == "jacobian" else n_out * n_params
+        block = _block_size(per_sample, itemsize, max_memory, max(len(x1), len(x2)))
+        kernel = functools.partial(_jacobian_kernel if method == "jacobian" else _ntvp_kernel, f)
     theta = np.empty((len(x1), len(x2), n_out, n_out), dtype=np.result_type(out.dtype, np.float32))
     for i in range(0, len(x1), block):
         for j in range(0, len(x2), block):
@@ -82,7 +92,7 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
             if symmetric and i == j and method == "jacobian":
                 theta[i:i + block, j:j + block] = np.asarray(_jacobian_jit(f, True)(params, x1[i:i + block]))
             else:
-                theta[i:i + block, j:j + block] = np.asarray(kernel(f, params, x1[i:i + block], x2[j:j + block]))
+                theta[i:i + block, j:j + block] = np.asarray(kernel(params, x1[i:i + block], x2[j:j + block]))
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError("the empirical NTK has NaN or inf entries: check the model's outputs and gradients")
     if trace:
@@ -91,8 +101,9 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
 
 
 def choose_method(f: Callable, params, x_one, n_out: int) -> str:
-    """"jacobian" if the contraction cost per pair of samples, C^2 P, is at most the NTVP cost
-    C [FP], with [FP] the flops of one forward pass on one sample (XLA cost analysis); else "ntvp"."""
+    """The method of least cost per pair of samples: "jacobian" C^2 P, "ntvp" 3 C [FP] with [FP]
+    the flops of one forward pass on one sample (XLA cost analysis), "structured" its
+    contraction cost (dense products factorized, other leaves contracted)."""
     n_params = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(params))
     try:
         cost = jax.jit(f).lower(params, x_one).compile().cost_analysis()
@@ -101,7 +112,9 @@ def choose_method(f: Callable, params, x_one, n_out: int) -> str:
     except Exception:  # cost analysis is backend dependent; fall back to the MLP estimate
         forward = 0.0
     forward = max(forward, 2.0 * n_params)
-    return "jacobian" if n_out * n_params <= 3.0 * forward else "ntvp"
+    costs = {"jacobian": n_out**2 * n_params, "ntvp": 3.0 * n_out * forward,
+             "structured": _structured_kernel(f, params, x_one).pair_cost(n_out)}
+    return min(costs, key=costs.get)
 
 
 def _inputs(x, name: str):
@@ -113,10 +126,10 @@ def _inputs(x, name: str):
     return x
 
 
-def _block_size(method: str, n_out: int, n_params: int, itemsize: int, max_memory: int, m: int) -> int:
-    """Samples per block: two Jacobian blocks (b, C, P) within max_memory (jacobian); for NTVP
-    the vmapped tangents (b C parameter vectors) within max_memory."""
-    per_sample = 2 * n_out * n_params * itemsize if method == "jacobian" else n_out * n_params * itemsize
+def _block_size(per_sample: int, itemsize: int, max_memory: int, m: int) -> int:
+    """Samples per block so that ``per_sample`` numbers per sample (two Jacobian blocks (b, C, P)
+    for jacobian, b C parameter vectors for NTVP, the features for structured) fit max_memory."""
+    per_sample = per_sample * itemsize
     block = max_memory // max(per_sample, 1)
     if block < 1:
         raise MemoryError(f"one sample's Jacobian needs {per_sample:,} bytes, more than max_memory={max_memory:,}")
@@ -170,3 +183,81 @@ def _ntvp_jit(f):
         return jnp.transpose(cols, (2, 0, 3, 1))
 
     return jax.jit(kernel)
+
+
+class _StructuredKernel:
+    """The "structured" kernel of one model signature: per-sample features (h, g of every
+    factorized dense product; Jacobians of the other leaves), contracted block by block."""
+
+    def __init__(self, f: Callable, params, x_one):
+        self.s = dense_structure.structure(f, params, x_one)
+        self.leaves = jax.tree_util.tree_leaves(params)
+        factorized = self.s.factorized
+        self.others = [k for k in range(len(self.leaves)) if k not in factorized]
+        self.kernel = jax.jit(self._kernel)
+
+    def pair_cost(self, n_out: int) -> float:
+        """Flops per pair of samples: P^2 (n_in + C^2 n_out) per product, C^2 |leaf| otherwise."""
+        cost = sum(n_out**2 * np.size(self.leaves[k]) for k in self.others)
+        for p, shape in zip(self.s.products, self.s.product_shapes):
+            n_in, n_o = np.shape(self.leaves[p.leaf])[::-1] if p.side == 0 else np.shape(self.leaves[p.leaf])
+            positions = int(np.prod(shape)) // n_o
+            cost += positions**2 * (n_in + n_out**2 * n_o)
+        return float(cost)
+
+    def feature_size(self, n_out: int) -> int:
+        """Numbers held per sample (both blocks of a pair)."""
+        size = sum(n_out * np.size(self.leaves[k]) for k in self.others)
+        for p, shape in zip(self.s.products, self.s.product_shapes):
+            n_in = np.shape(self.leaves[p.leaf])[1 - p.side]
+            size += (int(np.prod(shape)) // np.shape(self.leaves[p.leaf])[p.side]) * n_in + n_out * int(np.prod(shape))
+        return 2 * size
+
+    def __call__(self, params, x1, x2):
+        return self.kernel(jax.tree_util.tree_leaves(params), x1, x2)
+
+    def _features(self, leaves, x):
+        """One sample: H (P, n_in) scaled by s, G (C, P, n_out) per product; Jacobians of the others."""
+        s = self.s
+        zeros = [jnp.zeros(shape, x.dtype) for shape in s.product_shapes]
+
+        def outputs(probes, other_leaves):
+            full = list(leaves)
+            for k, leaf in zip(self.others, other_leaves):
+                full[k] = leaf
+            return jnp.reshape(dense_structure.features(s, full, x[None], probes)[0][0], (-1,))
+
+        g, jac = jax.jacrev(outputs, argnums=(0, 1))(zeros, [leaves[k] for k in self.others])
+        _, hs, scales, _ = dense_structure.features(s, leaves, x[None], zeros)
+        H, G = [], []
+        for p, h, scale, gk in zip(s.products, hs, scales, g):
+            n_o = np.shape(leaves[p.leaf])[p.side]
+            H.append(scale * jnp.moveaxis(h, p.h_axis, -1).reshape(-1, h.shape[p.h_axis]))
+            G.append((gk if p.side == 1 else jnp.moveaxis(gk, 1, -1)).reshape(gk.shape[0], -1, n_o))
+        return H, G, jac
+
+    def _kernel(self, leaves, x1, x2):
+        per_sample = jax.vmap(self._features, in_axes=(None, 0))
+        (H1, G1, J1), (H2, G2, J2) = per_sample(leaves, x1), per_sample(leaves, x2)
+        theta = sum(jnp.einsum("api,bqi,acpj,bdqj->abcd", h1, h2, g1, g2, optimize=True)
+                    for h1, h2, g1, g2 in zip(H1, H2, G1, G2))
+        theta = theta + sum(jnp.einsum("ac...,bd...->abcd", j1, j2) for j1, j2 in zip(J1, J2))
+        return theta
+
+
+def _signature(params, x_one) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    return treedef, tuple((np.shape(a), jnp.result_type(a).name) for a in leaves), x_one.shape, x_one.dtype.name
+
+
+_STRUCTURED: dict = {}
+
+
+def _structured_kernel(f: Callable, params, x_one) -> _StructuredKernel:
+    """The cached structured kernel of ``f`` for parameters and inputs of this shape."""
+    key = (f, _signature(params, x_one))
+    if key not in _STRUCTURED:
+        if len(_STRUCTURED) >= 32:
+            _STRUCTURED.pop(next(iter(_STRUCTURED)))
+        _STRUCTURED[key] = _StructuredKernel(f, params, x_one)
+    return _STRUCTURED[key]

@@ -97,7 +97,7 @@ class Network:
         """Empirical kernel of training, sum_p (eta_p / eta) df(x1)/dp df(x2)/dp, shape (m1, m2)."""
         roots = jax.tree_util.tree_map(math.sqrt, self.lr_scales())
         scaled = jax.tree_util.tree_map(lambda p, r: p / r, params, roots)
-        return empirical_ntk(_scaled_apply(self), scaled, x1, x2, method="jacobian", max_memory=max_memory)
+        return empirical_ntk(_scaled_apply(self), scaled, x1, x2, method="auto", max_memory=max_memory)
 
 
 @functools.lru_cache(maxsize=16)

@@ -123,7 +123,7 @@ class WidthStudyConfig:
 
 
 #: The embedded configuration of ``ntkit demo`` (about 5 minutes on 2 cores).
-DEMO_CONFIG = WidthStudyConfig(output="ntkit_demo")
+DEMO_CONFIG = WidthStudyConfig(output="ntkit_demo", scan_networks=2_000)
 
 
 def load_config(path: str | Path | None = None, **overrides) -> WidthStudyConfig:
