@@ -20,6 +20,7 @@ test: $(STAMP)
 
 validate: $(STAMP)
 	$(PY) -m pytest tests -m slow --run-slow
+	$(VENV)/bin/ntkit validate --out docs
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
