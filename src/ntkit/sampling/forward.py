@@ -143,16 +143,20 @@ def _blocks(spec: NetworkSpec, x, seed, indices):
     return jax.lax.map(block, indices)
 
 
-def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, first: int, count: int, block: int) -> dict[str, np.ndarray]:
+def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, first: int, count: int, block: int,
+                      capacity: int | None = None) -> dict[str, np.ndarray]:
     """Observables (count, L, ...) of networks first..first+count-1, as float64 numpy arrays.
 
     Network ``k`` draws its parameters from ``fold_in(PRNGKey(seed), k)`` (then ``fold_in`` by
     layer). XLA's CPU code rounds differently for different array shapes, so the networks are
     always computed by the same compiled block of ``block`` networks, mapped over at least two
-    blocks (a one-block map is compiled differently); how many blocks one call holds (a power of
-    two, the excess discarded) does not change any network's numbers.
+    blocks (a one-block map is compiled differently); how many blocks one call holds does not
+    change any network's numbers. A call computes room for ``capacity`` networks (default
+    ``count``) rounded up to a power of two blocks, the excess discarded: callers pass their
+    batch size so that a short last batch reuses the compiled program instead of compiling another.
     """
-    k = max(2, 1 << (-(-count // block) - 1).bit_length())  # a power of two: few compiled shapes
+    capacity = max(count, capacity or count)
+    k = max(2, 1 << (-(-capacity // block) - 1).bit_length())  # a power of two: few compiled shapes
     indices = np.arange(first, first + k * block, dtype=np.uint32).reshape(k, block)
     xj = jnp.asarray(x, dtype=jnp.dtype(spec.dtype))
     out = _blocks(spec, xj, jnp.uint32(seed), jnp.asarray(indices))

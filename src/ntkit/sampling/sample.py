@@ -33,7 +33,7 @@ from .forward import NetworkSpec, batch_observables, flops_per_network
 __all__ = ["sample", "run_chunk", "default_chunk_size", "default_block"]
 
 MAX_CHUNK = 4096
-MAX_BLOCK = 64
+MAX_BLOCK = 256
 _CHUNK_FLOATS = 2**24  # accumulator temporaries per chunk (~128 MB)
 _CHUNK_FLOPS = 2e10  # about a second or two of one core per chunk
 _BLOCK_FLOATS = 2**24  # per-layer NTK matrices of one block (~128 MB)
@@ -51,15 +51,17 @@ def default_chunk_size(widths: tuple[int, ...], m: int) -> int:
     return max(2, min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time))))
 
 
-def default_block(widths: tuple[int, ...], m: int) -> int:
-    """Networks per compiled block (fixed by the problem): a power of two <= 64 within memory."""
+def default_block(widths: tuple[int, ...], m: int, n_networks: int) -> int:
+    """Networks per compiled block, fixed by the problem and n_networks (never by batch size or
+    workers): a power of two <= 256 within memory and <= n_networks / 2 (a call computes at
+    least two blocks, so small runs do not compute many discarded networks)."""
     per_network = 4 * m * m * max(widths[1:]) ** 2 + 16 * m**4
-    return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network))
+    return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network), max(8, _floor_pow2(n_networks / 2)))
 
 
 def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int, block: int) -> dict:
     """Accumulator arrays of networks start..stop-1, computed ``batch_size`` networks per call."""
-    parts = [batch_observables(spec, x, seed, first, min(batch_size, stop - first), block)
+    parts = [batch_observables(spec, x, seed, first, min(batch_size, stop - first), block, capacity=batch_size)
              for first in range(start, stop, batch_size)]
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     acc = from_batch(joined)
@@ -148,7 +150,7 @@ def sample(
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     widths = (n0, *hidden, output_width)
     chunk = default_chunk_size(widths, m) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
-    block = default_block(widths, m)
+    block = default_block(widths, m, n_networks)
     batch = min(chunk, n_networks) if batch_size is None else _check_int("batch_size", batch_size, 1)
     inf = None if infinite is None else _infinite_values(infinite, mlp.depth, m)
     if executor is not None and not isinstance(executor, Executor):
