@@ -74,7 +74,12 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
     n_out = 1 if len(out.shape) == 1 else out.shape[1]
     n_params = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(params))
     if method == "auto":
-        method = choose_method(f, params, x1[:1], n_out)
+        key = (f, _signature(params, x1[:1]), n_out)
+        if key not in _CHOSEN:
+            if len(_CHOSEN) >= 64:
+                _CHOSEN.pop(next(iter(_CHOSEN)))
+            _CHOSEN[key] = choose_method(f, params, x1[:1], n_out)
+        method = _CHOSEN[key]
     itemsize = jnp.dtype(out.dtype).itemsize
     if method == "structured":
         kernel = _structured_kernel(f, params, x1[:1])
@@ -91,6 +96,8 @@ def empirical_ntk(f: Callable, params, x1, x2=None, *, method: str = "auto", tra
                 continue
             if symmetric and i == j and method == "jacobian":
                 theta[i:i + block, j:j + block] = np.asarray(_jacobian_jit(f, True)(params, x1[i:i + block]))
+            elif symmetric and i == j and method == "structured":
+                theta[i:i + block, j:j + block] = np.asarray(kernel.same(params, x1[i:i + block]))
             else:
                 theta[i:i + block, j:j + block] = np.asarray(kernel(params, x1[i:i + block], x2[j:j + block]))
     if not np.all(np.isfinite(theta)):
@@ -195,6 +202,7 @@ class _StructuredKernel:
         factorized = self.s.factorized
         self.others = [k for k in range(len(self.leaves)) if k not in factorized]
         self.kernel = jax.jit(self._kernel)
+        self.kernel_same = jax.jit(self._kernel_same)
 
     def pair_cost(self, n_out: int) -> float:
         """Flops per pair of samples: P^2 (n_in + C^2 n_out) per product, C^2 |leaf| otherwise."""
@@ -215,6 +223,10 @@ class _StructuredKernel:
 
     def __call__(self, params, x1, x2):
         return self.kernel(jax.tree_util.tree_leaves(params), x1, x2)
+
+    def same(self, params, x):
+        """The kernel of a block with itself, its features computed once."""
+        return self.kernel_same(jax.tree_util.tree_leaves(params), x)
 
     def _features(self, leaves, x):
         """One sample: H (P, n_in) scaled by s, G (C, P, n_out) per product; Jacobians of the others."""
@@ -238,7 +250,15 @@ class _StructuredKernel:
 
     def _kernel(self, leaves, x1, x2):
         per_sample = jax.vmap(self._features, in_axes=(None, 0))
-        (H1, G1, J1), (H2, G2, J2) = per_sample(leaves, x1), per_sample(leaves, x2)
+        return self._contract(per_sample(leaves, x1), per_sample(leaves, x2))
+
+    def _kernel_same(self, leaves, x):
+        features = jax.vmap(self._features, in_axes=(None, 0))(leaves, x)
+        return self._contract(features, features)
+
+    @staticmethod
+    def _contract(features1, features2):
+        (H1, G1, J1), (H2, G2, J2) = features1, features2
         theta = sum(jnp.einsum("api,bqi,acpj,bdqj->abcd", h1, h2, g1, g2, optimize=True)
                     for h1, h2, g1, g2 in zip(H1, H2, G1, G2))
         theta = theta + sum(jnp.einsum("ac...,bd...->abcd", j1, j2) for j1, j2 in zip(J1, J2))
@@ -251,6 +271,7 @@ def _signature(params, x_one) -> tuple:
 
 
 _STRUCTURED: dict = {}
+_CHOSEN: dict = {}  # (f, signature, C) -> the method "auto" chose
 
 
 def _structured_kernel(f: Callable, params, x_one) -> _StructuredKernel:
