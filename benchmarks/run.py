@@ -76,24 +76,27 @@ def header(load_before: tuple, load_after: tuple, timings: list) -> str:
         f"- Load average (1, 5, 15 min) before: {', '.join(f'{v:.1f}' for v in load_before)}; after: "
         f"{', '.join(f'{v:.1f}' for v in load_after)}. A load above the core count means other processes "
         "shared the CPU: times are then upper bounds and ratios between libraries measured minutes apart are noisy.",
-        "- Run times: " + ", ".join(f"{t} {s:.0f} s" + (f" (**failed**: {e})" if e else "") for t, s, e in timings) + ".",
+        "- Run times (topics run this time; the other sections are from earlier runs, see docs/benchmarks/): " + ", ".join(f"{t} {s:.0f} s" + (f" (**failed**: {e})" if e else "") for t, s, e in timings) + ".",
         "",
     ]
     return "\n".join(lines)
 
 
 def main(topics: list[str] | None = None) -> str:
-    topics = topics or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    """Run the given topics (default: all), then assemble every topic's latest section."""
+    every = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    topics = topics or every
     load_before = os.getloadavg()
     timings = [run_one(t) for t in topics]
     load_after = os.getloadavg()
+    errors = {topic: error for topic, _, error in timings}
     sections = []
-    for topic, _, error in timings:
+    for topic in every:
         path = DOCS / "benchmarks" / f"{topic}.md"
-        if error is None and path.exists():
+        if errors.get(topic) is None and path.exists():
             sections.append(path.read_text().strip())
         else:
-            sections.append(f"## {topic}\n\nFailed: {error}")
+            sections.append(f"## {topic}\n\nFailed: {errors.get(topic)}")
     text = header(load_before, load_after, timings) + "\n" + "\n\n".join(sections) + "\n"
     (DOCS / "benchmarks.md").write_text(text)
     return text
