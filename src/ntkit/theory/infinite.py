@@ -10,12 +10,8 @@ b_std)`` layer is the case c_w = lambda_w = W_std^2, c_b = lambda_b = b_std^2.
 
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
-import jax
 import numpy as np
 import xarray as xr
 
@@ -47,36 +43,12 @@ def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> Iterator
 def _step_in_place(mlp: MLP, layer: int, K: np.ndarray, theta: np.ndarray, nodes) -> None:
     """K, Theta of layer - 1 -> of ``layer``, one block of rows at a time (bounded temporaries)."""
     c_b, c_w, l_b, l_w = mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer)
-    closed = mlp.activation.pair_kernel()
-    if closed is not None:  # the closed form and the update in one compiled pass per block, blocks on all cores
-        step, diag, m = _closed_form_step(closed), np.diagonal(K).copy(), K.shape[0]
-        cores = os.cpu_count() or 1
-        size = min(ROW_BLOCK, max(16, -(-m // (2 * cores))))  # at least two blocks per core when m is small
-
-        def update(start):
-            rows = slice(start, min(start + size, m))
-            K[rows], theta[rows] = step(diag[rows, None], diag[None, :], K[rows], theta[rows], c_b, c_w, l_b, l_w)
-
-        with ThreadPoolExecutor(max_workers=cores) as pool:
-            list(pool.map(update, range(0, m, size)))
-        return
     block = pair_rows(mlp.activation, K, nodes)
     for start in range(0, K.shape[0], ROW_BLOCK):
         rows = slice(start, min(start + ROW_BLOCK, K.shape[0]))
         S, P = block(rows)
         theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
         K[rows] = c_b + c_w * S
-
-
-@functools.lru_cache(maxsize=None)
-def _closed_form_step(pair_kernel):
-    """The jitted layer update (K_aa, K_bb, K_ab, Theta_ab, c_b, c_w, lambda_b, lambda_w) -> (K', Theta')."""
-
-    def step(kaa, kbb, kab, theta, c_b, c_w, l_b, l_w):
-        S, P = pair_kernel(kaa, kbb, kab)
-        return c_b + c_w * S, l_b + l_w * S + c_w * P * theta
-
-    return jax.jit(step)
 
 
 def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int | None = None) -> xr.Dataset:
