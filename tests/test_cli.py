@@ -73,7 +73,7 @@ def test_critical_prints_the_point():
 
 @pytest.mark.slow
 def test_demo_runs(tmp_path, monkeypatch):
-    """The full demo (about 5 minutes): summary table and the paths it wrote."""
+    """The full demo (about 4 minutes): summary table and the paths it wrote."""
     monkeypatch.chdir(tmp_path)
     result = run("demo")
     assert result.exit_code == 0, result.output

@@ -122,7 +122,7 @@ class WidthStudyConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-#: The embedded configuration of ``ntkit demo`` (about 5 minutes on 2 cores).
+#: The embedded configuration of ``ntkit demo`` (about 4 minutes on 2 cores).
 DEMO_CONFIG = WidthStudyConfig(output="ntkit_demo", scan_networks=2_000)
 
 
