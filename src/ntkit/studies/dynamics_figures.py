@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from .figures import save_figures  # noqa: E402
+
 __all__ = ["DYNAMICS_FIGURES", "draw_dynamics_figures"]
 
 
@@ -108,14 +110,5 @@ DYNAMICS_FIGURES = {"loss_curves": figure_loss_curves, "test_outputs": figure_te
 
 
 def draw_dynamics_figures(ds: xr.Dataset, out: Path) -> dict[str, Path]:
-    """Save every figure as PNG and SVG under ``out``; returns {name: png path}."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, draw in DYNAMICS_FIGURES.items():
-        fig = draw(ds)
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"dynamics_{name}.{ext}", dpi=120)
-        plt.close(fig)
-        paths[name] = out / f"dynamics_{name}.png"
-    return paths
+    """Save every figure as ``dynamics_<name>.png`` and ``.svg`` under ``out``; returns {name: png path}."""
+    return save_figures(ds, DYNAMICS_FIGURES, out, prefix="dynamics_")

@@ -138,16 +138,22 @@ FIGURES = {
 
 
 def draw_figures(ds: xr.Dataset, directory: str | Path) -> dict[str, Path]:
-    """Save every figure as ``<stem>.png`` and ``<stem>.svg`` in ``directory``; returns the PNG paths."""
+    """Save every width-study figure as ``<stem>.png`` and ``<stem>.svg`` in ``directory``."""
+    return save_figures(ds, FIGURES, directory)
+
+
+def save_figures(ds: xr.Dataset, figures: dict, directory: str | Path, prefix: str = "") -> dict[str, Path]:
+    """Draw each ``figures[stem](ds)`` and save it as ``<prefix><stem>.png`` and ``.svg`` in
+    ``directory``; returns {stem: png path}."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for stem, draw in FIGURES.items():
+    for stem, draw in figures.items():
         fig = draw(ds)
         for suffix in ("png", "svg"):
-            fig.savefig(directory / f"{stem}.{suffix}", dpi=120)
+            fig.savefig(directory / f"{prefix}{stem}.{suffix}", dpi=120)
         plt.close(fig)
-        paths[stem] = directory / f"{stem}.png"
+        paths[stem] = directory / f"{prefix}{stem}.png"
     return paths
 
 
