@@ -20,7 +20,7 @@ the cotangents g.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import jax
@@ -64,7 +64,6 @@ class Structure:
     outputs: tuple
     constants: dict  # id -> value
     products: tuple  # _Product per factorized leaf
-    treedef: object
     product_shapes: tuple = ()  # shape of each product's result y
 
     @property
@@ -78,18 +77,13 @@ def structure(f: Callable, params, x_one) -> Structure:
     closed = jax.make_jaxpr(lambda ls, x: f(jax.tree_util.tree_unflatten(treedef, ls), x))(leaves, x_one)
     flat = _Flattener()
     inputs = tuple(flat.new() for _ in closed.jaxpr.invars)
-    constants = {}
-    const_ids = []
-    for value in closed.consts:
-        const_ids.append(flat.new())
-        constants[const_ids[-1]] = value
-    outputs = flat.inline(closed.jaxpr, list(const_ids) + list(inputs))
-    products = _find_products(flat.equations, inputs[:len(leaves)], outputs, constants)
+    outputs = flat.inline(closed.jaxpr, [flat.constant(value) for value in closed.consts] + list(inputs))
+    products = _find_products(flat.equations, inputs[:len(leaves)], outputs, flat.constants)
     products = tuple(p for p in products if np.ndim(leaves[p.leaf]) == 2)
-    s = Structure(tuple(flat.equations), inputs, tuple(outputs), constants, products, treedef)
+    s = Structure(tuple(flat.equations), inputs, tuple(outputs), flat.constants, products)
     zeros = [jnp.zeros((), x_one.dtype) for _ in products]
     shapes = jax.eval_shape(lambda ls, x: features(s, ls, x, zeros)[3], leaves, x_one)
-    return Structure(s.equations, inputs, s.outputs, constants, products, treedef, tuple(y.shape for y in shapes))
+    return replace(s, product_shapes=tuple(y.shape for y in shapes))
 
 
 def features(s: Structure, leaves, x_one, probes):
@@ -121,14 +115,20 @@ def features(s: Structure, leaves, x_one, probes):
 
 
 class _Flattener:
-    """Inlines nested ``jit`` calls into one list of equations over integer atom ids."""
+    """Inlines nested ``jit`` calls into one list of equations over integer atom ids; closed-over
+    constants (of the model and of inlined calls) get ids in ``constants``."""
 
     def __init__(self):
         self.equations: list[_Equation] = []
+        self.constants: dict[int, object] = {}
         self.count = 0
 
     def new(self) -> int:
         self.count += 1
+        return self.count
+
+    def constant(self, value) -> int:
+        self.constants[self.new()] = value
         return self.count
 
     def inline(self, jaxpr, args) -> list:
@@ -138,11 +138,7 @@ class _Flattener:
         for eq in jaxpr.eqns:
             inner = eq.params.get("jaxpr", eq.params.get("call_jaxpr"))
             if eq.primitive.name in _INLINED and inner is not None:
-                consts = getattr(inner, "consts", [])
-                ids = []
-                for value in consts:
-                    ids.append(self.new())
-                    self.equations.append(_Equation(_Constant(value), {}, (), (ids[-1],)))
+                ids = [self.constant(value) for value in getattr(inner, "consts", [])]
                 outs = self.inline(getattr(inner, "jaxpr", inner), ids + [atom(v) for v in eq.invars])
                 env.update(zip(eq.outvars, outs))
                 continue
@@ -150,22 +146,6 @@ class _Flattener:
             env.update(zip(eq.outvars, outs))
             self.equations.append(_Equation(eq.primitive, dict(eq.params), tuple(atom(v) for v in eq.invars), outs))
         return [atom(v) for v in jaxpr.outvars]
-
-
-class _Constant:
-    """A pseudo-primitive that returns a closed-over constant of an inlined call."""
-
-    name = "constant"
-    multiple_results = False
-
-    def __init__(self, value):
-        self.value = value
-
-    def get_bind_params(self, params):
-        return params
-
-    def bind(self):
-        return self.value
 
 
 def _find_products(equations, leaf_ids, outputs, constants) -> tuple:

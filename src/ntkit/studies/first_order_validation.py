@@ -22,7 +22,7 @@ import xarray as xr
 
 from ..network import MLP
 from ..sampling import sample
-from ..theory import finite_width, infinite_width
+from ..theory import finite_width
 
 __all__ = ["ValidationCase", "DEFAULT_CASES", "validate_first_order", "convergence_table", "TENSORS"]
 
@@ -69,7 +69,7 @@ def validate_first_order(
     """
     mlp = case.mlp()
     theory = finite_width(mlp, case.inputs)
-    infinite = infinite_width(mlp, case.inputs)
+    infinite = theory[["K", "theta"]]  # finite_width carries the infinite-width K and theta
     per_width = []
     for width in widths:
         count = n_networks(width) if callable(n_networks) else n_networks

@@ -25,7 +25,7 @@ import xarray as xr
 from ..checks import depth_stability
 from ..results import with_provenance
 from ..sampling import sample
-from ..theory import finite_width, infinite_width
+from ..theory import finite_width
 from .config import WidthStudyConfig
 
 __all__ = ["width_study", "agreement", "corrected", "MEAN_TENSORS", "FLUCTUATIONS", "SCAN_QUANTITIES"]
@@ -44,7 +44,7 @@ def width_study(config: WidthStudyConfig, checkpoint_dir: str | Path | None = No
     studies ``scale_activation`` and (``scan_case``, ``scan_layer``).
 
     Variables: theory ``K theta K1 theta1 V D F A B``; per width ``<T>_mc``, ``<T>_mc_stderr``
-    (T = K, theta, K1, theta1, V..B, where K1_mc = n (MC mean - K)); side studies
+    (T = K, theta, K1, theta1, V..B, where K1_mc = n_(l-1) (MC mean - K), n_0 at layer 1); side studies
     ``scale_theta1_diag_{theory,mc,mc_stderr}`` and ``scan_<q>_{theory,mc,mc_stderr}``.
     With ``checkpoint_dir`` every Monte-Carlo run checkpoints there and a rerun resumes.
     """
@@ -53,7 +53,7 @@ def width_study(config: WidthStudyConfig, checkpoint_dir: str | Path | None = No
     mlp = config.mlp()
     _step(progress, "theory: first-order tensors", 0, 1)
     theory = finite_width(mlp, x)
-    infinite = infinite_width(mlp, x)
+    infinite = theory[["K", "theta"]]  # finite_width carries the infinite-width K and theta
     _step(progress, "theory: first-order tensors", 1, 1)
 
     per_width = []
