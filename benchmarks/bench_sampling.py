@@ -4,10 +4,12 @@ For (n, L, m) in {(20, 4, 2), (128, 4, 4), (512, 3, 8)} (relu, c_b = 0.1, c_w = 
 4 output neurons) it times ``ntkit.sample`` after a warm-up run (JIT compilation excluded) with
 one process and with ``workers=2``, and reports networks/s and the fraction of the machine's
 peak float64 rate: the peak is measured in the same run by a 2048^3 float64 matmul, the
-sampler's flops are counted analytically (``ntkit.sampling.forward.flops_per_network``). It then
-runs 10^6 networks of width 20 end to end (target: under 60 s on 2 cores), and the mean NTK at
-equal sample count against neural-tangents' ``monte_carlo_kernel_fn`` in the peer venv
-(target: at least 30x faster). Writes ``docs/benchmarks/sampling.md``.
+sampler's flops are counted analytically (``ntkit.sampling.forward.flops_per_network``); both
+``statistics="all"`` (every tensor) and ``"mean"`` (K and theta only). It then runs 10^6 networks
+of width 20 end to end (target: under 60 s on 2 cores) with one process, two processes and two
+threads, times drawing the parameters alone (the floor of any sampler of Gaussian networks), and
+compares the mean NTK at equal sample count against neural-tangents' ``monte_carlo_kernel_fn`` in
+the peer venv (target: at least 30x faster). Writes ``docs/benchmarks/sampling.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -56,29 +59,61 @@ def _inputs(m: int) -> np.ndarray:
     return np.random.default_rng(1).normal(size=(m, N0))
 
 
-def throughput(width: int, depth: int, m: int, networks: int, workers: int) -> float:
+def throughput(width: int, depth: int, m: int, networks: int, workers: int, statistics: str) -> float:
     """Networks per second of ``ntkit.sample`` after a warm-up of the same shapes."""
     mlp, x = _mlp(depth), _inputs(m)
-    ntkit.sample(mlp, x, width=width, n_networks=min(networks, 4096), seed=99, workers=1)  # compile
+    kwargs = dict(width=width, statistics=statistics)
+    ntkit.sample(mlp, x, n_networks=min(networks, 4096), seed=99, workers=1, **kwargs)  # compile
     if workers > 1:  # worker processes compile once per process: warm them on the same pool size
         networks *= 2
-    seconds = _timed(lambda: ntkit.sample(mlp, x, width=width, n_networks=networks, seed=0, workers=workers))
+    seconds = _timed(lambda: ntkit.sample(mlp, x, n_networks=networks, seed=0, workers=workers, **kwargs))
     return networks / seconds
 
 
-def million(workers: int) -> float:
-    """Seconds for 10^6 networks of width 20, depth 4, m = 2, everything included."""
-    return _timed(lambda: ntkit.sample(_mlp(4), _inputs(2), width=20, n_networks=1_000_000, seed=0, workers=workers))
+def million(how: str) -> float:
+    """Seconds for 10^6 networks of width 20, depth 4, m = 2, everything included (``how``: one
+    process, ``workers=2`` processes or a two-thread executor)."""
+    run = lambda **kw: ntkit.sample(_mlp(4), _inputs(2), width=20, n_networks=1_000_000, seed=0, **kw)  # noqa: E731
+    if how == "threads":
+        with ThreadPoolExecutor(2) as pool:
+            return _timed(lambda: run(executor=pool))
+    return _timed(lambda: run(workers=2 if how == "workers=2" else 1))
+
+
+def parameter_draws(width: int, depth: int, networks: int) -> float:
+    """Seconds to draw the Gaussian weights and biases of ``networks`` networks (16 inputs, 4 outputs)
+    with the sampler's keys and nothing else: the floor of any Monte-Carlo over Gaussian networks."""
+    shapes = [(width, N0)] + [(width, width)] * (depth - 2) + [(4, width)]
+
+    @jax.jit
+    def draw(indices):
+        def one(i):
+            key = jax.random.fold_in(jax.random.PRNGKey(0), i)
+            total = 0.0
+            for layer, shape in enumerate(shapes, start=1):
+                k_w, k_b = jax.random.split(jax.random.fold_in(key, layer))
+                total += jax.random.normal(k_w, shape, jnp.float64).sum() + jax.random.normal(k_b, shape[:1], jnp.float64).sum()
+            return total
+        return jax.vmap(one)(indices)
+
+    indices = jnp.arange(networks, dtype=jnp.uint32)
+    draw(indices).block_until_ready()
+    return min(_timed(lambda: draw(indices).block_until_ready()) for _ in range(3))
 
 
 def against_neural_tangents(width: int, depth: int, m: int, networks: int) -> dict:
-    """Mean output NTK from ``networks`` networks: ntkit vs neural-tangents monte_carlo_kernel_fn."""
+    """Mean output NTK from ``networks`` networks: ntkit (every tensor, and means only) vs
+    neural-tangents monte_carlo_kernel_fn, and the time of drawing the parameters alone."""
     mlp, x = _mlp(depth), _inputs(m)
-    ntkit.sample(mlp, x, width=width, n_networks=networks, seed=99)
-    start = time.perf_counter()
-    ds = ntkit.sample(mlp, x, width=width, n_networks=networks, seed=0)
-    ours = time.perf_counter() - start
-    row = {"case": f"n={width}, L={depth}, m={m}, {networks} networks", "ntkit_s": ours}
+    times, runs = {}, {}
+    for statistics in ("all", "mean"):
+        ntkit.sample(mlp, x, width=width, n_networks=networks, seed=99, statistics=statistics)
+        start = time.perf_counter()
+        runs[statistics] = ntkit.sample(mlp, x, width=width, n_networks=networks, seed=0, statistics=statistics)
+        times[statistics] = time.perf_counter() - start
+    ds = runs["mean"]
+    row = {"case": f"n={width}, L={depth}, m={m}, {networks} networks", "ntkit_s": times["all"], "mean_s": times["mean"],
+           "draws_s": parameter_draws(width, depth, networks)}
     try:
         peer = run_peer("nt_monte_carlo", {"activation": "relu", "depth": depth, "c_w": C_W, "c_b": C_B, "width": width,
                                            "n_samples": networks, "batch_size": min(networks, 256), "seed": 0, "repeats": 1},
@@ -97,11 +132,12 @@ def main(full: bool = True) -> str:
     peak = peak_flops()
     rows = []
     for width, depth, m, networks in CASES:
-        flops = flops_per_network((N0,) + (width,) * (depth - 1) + (4,), m)
-        for workers in (1, 2):
-            rate = throughput(width, depth, m, networks, workers)
-            rows.append((width, depth, m, workers, rate, flops * rate / peak))
-    seconds = {w: million(w) for w in (1, 2)} if full else {}
+        widths = (N0,) + (width,) * (depth - 1) + (4,)
+        for statistics, workers in (("all", 1), ("all", 2), ("mean", 1)):
+            count = networks * (64 if statistics == "mean" and width > 20 else 1)
+            rate = throughput(width, depth, m, count, workers, statistics)
+            rows.append((width, depth, m, statistics, workers, rate, flops_per_network(widths, m, statistics) * rate / peak))
+    seconds = {how: million(how) for how in ("workers=1", "workers=2", "threads")} if full else {}
     nt = [against_neural_tangents(20, 4, 2, 4096), against_neural_tangents(128, 4, 4, 256)]
 
     lines = [
@@ -112,20 +148,25 @@ def main(full: bool = True) -> str:
         f"recursion per sample pair a <= b, pair observables). Load average at the end: {os.getloadavg()[0]:.1f} "
         "(other jobs sharing the 2 cores slow every number here).",
         "",
-        "| n | L | m | workers | networks/s | fraction of peak |",
-        "|---|---|---|---|---|---|",
+        "| n | L | m | statistics | workers | networks/s | fraction of peak |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {L} | {m} | {w} | {r:,.1f} | {f:.1%} |" for n, L, m, w, r, f in rows]
+    lines += [f"| {n} | {L} | {m} | {st} | {w} | {r:,.1f} | {f:.1%} |" for n, L, m, st, w, r, f in rows]
     if seconds:
-        lines += ["", "10^6 networks of width 20 (L = 4, m = 2), target under 60 s on 2 cores: "
-                  + ", ".join(f"{s:.1f} s with workers={w}" for w, s in seconds.items()) + "."]
-    lines += ["", "Mean NTK at equal sample count against neural-tangents `monte_carlo_kernel_fn` (target: >= 30x faster):", "",
-              "| case | ntkit (s) | neural-tangents (s) | speed-up | max abs z (ntkit - nt) |", "|---|---|---|---|---|"]
+        lines += ["", "10^6 networks of width 20 (L = 4, m = 2, every tensor), target under 60 s on 2 cores: "
+                  + ", ".join(f"{s:.1f} s with {how.replace('threads', 'a two-thread executor')}" for how, s in seconds.items()) + "."]
+    lines += ["", "Mean NTK at equal sample count against neural-tangents `monte_carlo_kernel_fn` (target: >= 30x faster). "
+              "\"draws\" is the time to draw the networks' Gaussian parameters alone with the same keys (threefry, "
+              "float64): no sampler of these networks can be faster than that.", "",
+              "| case | ntkit, every tensor (s) | ntkit, means only (s) | draws alone (s) | neural-tangents (s) "
+              "| speed-up: every tensor / means only | max abs z (ntkit means - nt) |", "|---|---|---|---|---|---|---|"]
     for row in nt:
+        ours = f"| {row['case']} | {row['ntkit_s']:.3f} | {row['mean_s']:.3f} | {row['draws_s']:.3f} "
         if row["peer"] == "ok":
-            lines.append(f"| {row['case']} | {row['ntkit_s']:.2f} | {row['nt_s']:.2f} | {row['nt_s'] / row['ntkit_s']:.0f}x | {row['max_z']:.1f} |")
+            lines.append(ours + f"| {row['nt_s']:.2f} | {row['nt_s'] / row['ntkit_s']:.1f}x / {row['nt_s'] / row['mean_s']:.1f}x "
+                         f"| {row['max_z']:.1f} |")
         else:
-            lines.append(f"| {row['case']} | {row['ntkit_s']:.2f} | {row['peer']} | – | – |")
+            lines.append(ours + f"| {row['peer']} | – | – |")
     text = "\n".join(lines) + "\n"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)

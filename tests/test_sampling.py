@@ -117,6 +117,21 @@ def test_unequal_widths_and_float32():
     assert a["V"].dtype == np.float64 and b["V"].dtype == np.float64
 
 
+def test_mean_statistics_equal_the_full_run_when_every_neuron_is_probed():
+    """statistics="mean" backpropagates min(output_width, n_l) probe neurons per layer; with hidden
+    widths 4 and 3 and 4 outputs that is every neuron, so K and theta (and their errors) must equal
+    the full run's, which averages Theta_ii from the n x n NTK recursion: the same networks."""
+    deep = ntkit.MLP(depth=3, activation="gelu", c_b=0.1, c_w=1.7, lambda_b=0.5, lambda_w=1.5)
+    full = sample(deep, X3, width=(4, 3), n_networks=64, seed=1, output_width=4)
+    mean = sample(deep, X3, width=(4, 3), n_networks=64, seed=1, output_width=4, statistics="mean")
+    assert set(mean.data_vars) == {"K", "K_stderr", "theta", "theta_stderr"}
+    for name in mean.data_vars:
+        np.testing.assert_allclose(mean[name].values, full[name].values, rtol=1e-12, atol=1e-14, err_msg=name)
+    wider = sample(deep, X3, width=(9, 3), n_networks=64, seed=1, output_width=4, statistics="mean")
+    np.testing.assert_allclose(wider["theta"].sel(layer=3).values, sample(deep, X3, width=(9, 3), n_networks=64, seed=1)
+                               ["theta"].sel(layer=3).values, rtol=1e-12)  # the output layer: every neuron, any width
+
+
 def test_checkpoint_survives_sigkill_and_resumes_exactly(tmp_path):
     path = tmp_path / "run.nc"
     args = dict(width=4, n_networks=120_000, seed=5, chunk_size=2048, checkpoint_every=0.0)
@@ -159,6 +174,7 @@ def test_progress_reports_networks_done():
         (dict(x=np.ones(3)), "shape"),
         (dict(seed=-1), "seed"),
         (dict(dtype="float16"), "dtype"),
+        (dict(statistics="means"), "statistics"),
         (dict(batch_size=0), "batch_size"),
         (dict(infinite=ntkit.infinite_width(RELU, X3[:1])), "shape"),
         (dict(infinite=ntkit.infinite_width(RELU, X3, layers="last")), "every layer"),
@@ -195,5 +211,10 @@ def test_cli_sample_writes_estimates_and_rejects_bad_input(tmp_path):
     ds = load(out)
     direct = sample(ntkit.MLP(depth=2, activation="tanh"), ntkit.cli._inputs.EXAMPLE_INPUTS, width=5, n_networks=300, seed=11)
     np.testing.assert_array_equal(ds["V"].values, direct["V"].values)
+    means = runner.invoke(app, ["sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
+                                "--seed", "11", "--statistics", "mean"])
+    assert means.exit_code == 0 and "theta" in means.output and "V " not in means.output, means.output
+    wrong = runner.invoke(app, ["sample", "--networks", "10", "--statistics", "cumulants"])
+    assert wrong.exit_code == 2 and "statistics" in wrong.output
     bad = runner.invoke(app, ["sample", "--width", "0", "--networks", "10"])
     assert bad.exit_code == 2 and "error:" in bad.output and "width" in bad.output

@@ -57,6 +57,8 @@ def sample_command(
     lambda_w: float = typer.Option(1.0, "--lambda-w", help="Weight learning rate of the NTK (divided by fan-in)."),
     width: str = typer.Option("16", "--width", help="Hidden width n, or n_1,...,n_(L-1)."),
     output_width: int = typer.Option(4, "--output-width", help="Output neurons (>= 2)."),
+    statistics: str = typer.Option("all", "--statistics", help="all: K, theta and V..B; mean: K and theta only (theta from "
+                                   "--output-width neurons per layer by backpropagation: much faster at large width)."),
     networks: int = typer.Option(10_000, "--networks", help="Number of random networks."),
     seed: int = typer.Option(0, "--seed", help="Seed; network k uses the key fold_in(PRNGKey(seed), k)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Networks per compiled call (does not change the result)."),
@@ -66,7 +68,7 @@ def sample_command(
     dtype: str = typer.Option("float64", "--dtype", help="float64 or float32 for the networks (estimates are float64)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the estimates (netCDF-4) here."),
 ) -> None:
-    """Estimate K, theta and n x (V, D, F, A, B) per layer from random networks, with standard errors."""
+    """Estimate K, theta and n x (V, D, F, A, B) (or, with --statistics mean, K and theta) per layer from random networks, with standard errors."""
     hidden = parse_width(width)
     with user_errors(), ExitStack() as stack:
         x = load_inputs(inputs)
@@ -94,7 +96,7 @@ def sample_command(
             bar.update(state["task"], completed=done, total=total, rate=rate)
 
         ds = sample_networks(mlp, x, hidden, networks, seed=seed, batch_size=batch_size, output_width=output_width,
-                             dtype=dtype, checkpoint=checkpoint, workers=workers, executor=executor, progress=report)
+                             statistics=statistics, dtype=dtype, checkpoint=checkpoint, workers=workers, executor=executor, progress=report)
     console.print(summary_table(ds))
     if out is not None:
         with user_errors():

@@ -40,16 +40,23 @@ def _own(name: str) -> Callable:
 
 #: Co-moments kept: the full covariance of (Gz, Gt) per layer, the variance of each four-sample
 #: observable, and the covariances of Pzz, Pzt, Ptt with the two-sample factors of their products.
-COMOMENTS: dict[str, tuple[Callable, Callable]] = {
-    "GG": (lambda o: gram(o)[..., :, None], lambda o: gram(o)[..., None, :]),
-    **{q: (_own(q), _own(q)) for q in ("Pzz", "Pzt", "Ptt", "Fo", "Bo")},
-    "Pzz_l": (_own("Pzz"), _left("Gz")),
-    "Pzz_r": (_own("Pzz"), _right("Gz")),
-    "Pzt_l": (_own("Pzt"), _left("Gz")),
-    "Pzt_r": (_own("Pzt"), _right("Gt")),
-    "Ptt_l": (_own("Ptt"), _left("Gt")),
-    "Ptt_r": (_own("Ptt"), _right("Gt")),
+#: Each entry: (the observable it belongs to, left view, right view); a co-moment is kept when its
+#: observable was computed (``statistics="mean"`` computes Gz and Gt only).
+COMOMENTS: dict[str, tuple[str, Callable, Callable]] = {
+    "GG": ("Gt", lambda o: gram(o)[..., :, None], lambda o: gram(o)[..., None, :]),
+    **{q: (q, _own(q), _own(q)) for q in ("Pzz", "Pzt", "Ptt", "Fo", "Bo")},
+    "Pzz_l": ("Pzz", _own("Pzz"), _left("Gz")),
+    "Pzz_r": ("Pzz", _own("Pzz"), _right("Gz")),
+    "Pzt_l": ("Pzt", _own("Pzt"), _left("Gz")),
+    "Pzt_r": ("Pzt", _own("Pzt"), _right("Gt")),
+    "Ptt_l": ("Ptt", _own("Ptt"), _left("Gt")),
+    "Ptt_r": ("Ptt", _own("Ptt"), _right("Gt")),
 }
+
+
+def _comoments(observables) -> dict[str, tuple[Callable, Callable]]:
+    """The (left, right) views of the co-moments kept for these observables."""
+    return {key: (left, right) for key, (owner, left, right) in COMOMENTS.items() if owner in observables}
 
 
 class Accumulator:
@@ -76,7 +83,7 @@ def from_batch(obs: dict[str, np.ndarray]) -> Accumulator:
     count = next(iter(obs.values())).shape[0]
     mean = {k: v.mean(axis=0) for k, v in obs.items()}
     comoment = {}
-    for key, (left, right) in COMOMENTS.items():
+    for key, (left, right) in _comoments(obs).items():
         lc = left(obs) - left(mean)
         rc = right(obs) - right(mean)
         comoment[key] = np.sum(lc * rc, axis=0)
@@ -92,7 +99,7 @@ def merge(a: Accumulator | None, b: Accumulator) -> Accumulator:
     mean = {k: a.mean[k] + (b.mean[k] - a.mean[k]) * wb for k in a.mean}
     factor = a.count * b.count / n
     comoment = {}
-    for key, (left, right) in COMOMENTS.items():
+    for key, (left, right) in _comoments(a.mean).items():
         dl = left(b.mean) - left(a.mean)
         dr = right(b.mean) - right(a.mean)
         comoment[key] = a.comoment[key] + b.comoment[key] + dl * dr * factor

@@ -28,7 +28,9 @@ _PRODUCTS = {"V": ("Pzz", "Gz", "Gz", (0, 0)), "D": ("Pzt", "Gz", "Gt", (0, 1)),
 
 
 def estimate(acc: Accumulator, fan_in: np.ndarray, infinite: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Estimates and ``<name>_stderr`` arrays (layer first); ``fan_in`` holds n_(l-1) per layer."""
+    """Estimates and ``<name>_stderr`` arrays (layer first); ``fan_in`` holds n_(l-1) per layer.
+
+    Only K and theta (and K1, theta1) when the accumulator holds the means alone."""
     N = acc.count
     L, m = acc.mean["Gz"].shape[:2]
     cov = {k: v / (N - 1) for k, v in acc.comoment.items()}
@@ -40,6 +42,8 @@ def estimate(acc: Accumulator, fan_in: np.ndarray, infinite: dict[str, np.ndarra
         out[name] = acc.mean[obs]
         out[f"{name}_stderr"] = np.sqrt(np.maximum(_diag_var(gg, block, L, m), 0.0) / N)
     for name, (pair, left, right, (bl, br)) in _PRODUCTS.items():
+        if pair not in acc.mean:  # statistics="mean": no four-sample observables
+            continue
         mu_l = acc.mean[left][:, :, :, None, None]
         mu_r = acc.mean[right][:, None, None, :, :]
         cov_lr = gg[:, bl, :, :, br]
@@ -50,6 +54,8 @@ def estimate(acc: Accumulator, fan_in: np.ndarray, infinite: dict[str, np.ndarra
                  - 2 * mu_l * cov[f"{pair}_r"] + 2 * mu_l * mu_r * cov_lr)
         out[f"{name}_stderr"] = n4 * np.sqrt(np.maximum(var_u, 0.0) / N)
     for name, obs in (("F", "Fo"), ("B", "Bo")):
+        if obs not in acc.mean:
+            continue
         out[name] = n4 * acc.mean[obs]
         out[f"{name}_stderr"] = n4 * np.sqrt(np.maximum(cov[obs], 0.0) / N)
     if infinite is not None:

@@ -18,6 +18,16 @@ observables (i != j are distinct neurons, n neurons in the layer):
 
 from which :mod:`ntkit.sampling.estimates` forms K, theta, V, D, F, A, B across networks. Pair
 averages use sum_{i!=j} X_i Y_j = (sum X)(sum Y) - sum X_i Y_i.
+
+``statistics="mean"`` keeps only Gz and Gt and never forms the n x n NTK: Gt of layer t is
+averaged over its first r neurons (r = the number of output neurons, so all of the output layer),
+each by backpropagation through the same network,
+
+    Theta^(t)_{ii;ab} = sum_{l <= t} fresh^(l)_ab  g^(t,l)_{i;a} . g^(t,l)_{i;b},
+    g^(t,t)_i = e_i,   g^(t,l-1)_{i;a} = (g^(t,l)_{i;a} W^(l)) * sigma'(z^(l-1)_a),
+
+with fresh^(l)_ab = lambda_b + (lambda_w / n_(l-1)) sigma(z^(l-1)_a).sigma(z^(l-1)_b) (x at l = 1):
+O(m r L n^2) per layer instead of O(m^2 n^3).
 """
 
 from __future__ import annotations
@@ -32,10 +42,12 @@ import numpy as np
 
 from ..activations import get_activation
 
-__all__ = ["NetworkSpec", "OBSERVABLES", "batch_observables", "flops_per_network"]
+__all__ = ["NetworkSpec", "OBSERVABLES", "STATISTICS", "batch_observables", "flops_per_network"]
 
 #: Per-network observables, each stacked over layers: two-sample (L, m, m), four-sample (L, m, m, m, m).
 OBSERVABLES = ("Gz", "Gt", "Pzz", "Pzt", "Ptt", "Fo", "Bo")
+#: What each choice of ``statistics`` computes per network.
+STATISTICS = {"all": OBSERVABLES, "mean": ("Gz", "Gt")}
 
 
 @dataclass(frozen=True)
@@ -58,17 +70,23 @@ class NetworkSpec:
         return len(self.widths) - 1
 
 
-def flops_per_network(widths: tuple[int, ...], m: int) -> float:
+def flops_per_network(widths: tuple[int, ...], m: int, statistics: str = "all") -> float:
     """Floating-point operations of one network, counted analytically (multiply-add = 2).
 
-    Forward pass 2 m n_l n_(l-1); NTK recursion per unordered sample pair a <= b (m (m + 1) / 2 of
-    them) W (s' Theta s') W^T, two matmuls 2 n_(l-1)^2 n_l + 2 n_(l-1) n_l^2; observables dominated by the pair contractions of Fo, Bo
-    (2 m^4 n^2 and 2 m^2 n^2 (m + 1)).
+    Forward pass 2 m n_l n_(l-1). ``"all"``: NTK recursion per unordered sample pair a <= b
+    (m (m + 1) / 2 of them) W (s' Theta s') W^T, two matmuls 2 n_(l-1)^2 n_l + 2 n_(l-1) n_l^2;
+    observables dominated by the pair contractions of Fo, Bo (2 m^4 n^2 and 2 m^2 n^2 (m + 1)).
+    ``"mean"``: R_l probes reach layer l (r per layer above it), overlaps 2 m^2 R_l n_l and the
+    backward step 2 m R_l n_l n_(l-1).
     """
-    total = 0.0
-    for layer in range(1, len(widths)):
+    total, probes = 0.0, 0
+    for layer in range(len(widths) - 1, 0, -1):
         n_in, n = widths[layer - 1], widths[layer]
         total += 2.0 * m * n * n_in
+        if statistics == "mean":
+            probes += min(widths[-1], n)
+            total += 2.0 * m * m * probes * n + (2.0 * m * probes * n * n_in if layer > 1 else 0.0)
+            continue
         if layer > 1:
             total += m * (m + 1) / 2 * (2.0 * n_in * n_in * n + 2.0 * n_in * n * n)
         total += 2.0 * m**4 * n * n + 2.0 * m**3 * n * n + 2.0 * m**2 * n * n
@@ -100,6 +118,21 @@ def _layer_observables(z, T):
     }
 
 
+def _parameters(spec: NetworkSpec, key, layer: int):
+    """W (n_l, n_(l-1)) ~ N(0, c_w / n_(l-1)) and b (n_l,) ~ N(0, c_b) of one layer of the network ``key``."""
+    dtype = jnp.dtype(spec.dtype)
+    n_in, n = spec.widths[layer - 1], spec.widths[layer]
+    k_w, k_b = jax.random.split(jax.random.fold_in(key, layer))
+    W = jax.random.normal(k_w, (n, n_in), dtype) * math.sqrt(spec.c_w[layer - 1] / n_in)
+    b = jax.random.normal(k_b, (n,), dtype) * math.sqrt(spec.c_b[layer - 1])
+    return W, b
+
+
+def _fresh(spec: NetworkSpec, layer: int, h):
+    """The NTK share of layer ``layer``'s own parameters, lambda_b + lambda_w h_a.h_b / n_(l-1) (m, m)."""
+    return spec.lambda_b[layer - 1] + (spec.lambda_w[layer - 1] / h.shape[0]) * (h.T @ h)
+
+
 def _network_observables(spec: NetworkSpec, x, key):
     """Observables of one network (stacked over layers) from its key and the inputs x (m, n_0)."""
     act = get_activation(spec.activation)
@@ -111,15 +144,12 @@ def _network_observables(spec: NetworkSpec, x, key):
     slot = np.zeros((m, m), dtype=int)
     slot[upper_a, upper_b] = slot[upper_b, upper_a] = np.arange(upper_a.size)
     transpose = jnp.asarray((np.arange(m)[:, None] > np.arange(m)[None, :])[:, :, None, None])
-    h, T, n_in, sp = x.T, None, spec.widths[0], None  # h: the previous layer's sigma(z) as (n_in, m)
+    h, T, sp = x.T, None, None  # h: the previous layer's sigma(z) as (n_in, m)
     for layer in range(1, spec.depth + 1):
         n = spec.widths[layer]
-        k_w, k_b = jax.random.split(jax.random.fold_in(key, layer))
-        W = jax.random.normal(k_w, (n, n_in), dtype) * math.sqrt(spec.c_w[layer - 1] / n_in)
-        b = jax.random.normal(k_b, (n,), dtype) * math.sqrt(spec.c_b[layer - 1])
+        W, b = _parameters(spec, key, layer)
         z = W @ h + b[:, None]
-        fresh = spec.lambda_b[layer - 1] + (spec.lambda_w[layer - 1] / n_in) * (h.T @ h)  # (m, m)
-        T_pairs = fresh[upper_a, upper_b][:, None, None] * jnp.eye(n, dtype=dtype)[None, :, :]  # (pairs, n, n)
+        T_pairs = _fresh(spec, layer, h)[upper_a, upper_b][:, None, None] * jnp.eye(n, dtype=dtype)[None, :, :]  # (pairs, n, n)
         if T is not None:
             inner = sp.T[upper_a][:, :, None] * T[upper_a, upper_b] * sp.T[upper_b][:, None, :]
             left = jnp.tensordot(W, inner, axes=[[1], [1]])  # (n, pairs, n_in)
@@ -127,25 +157,58 @@ def _network_observables(spec: NetworkSpec, x, key):
         full = T_pairs[slot]
         T = jnp.where(transpose, jnp.swapaxes(full, -1, -2), full)
         per_layer.append(_layer_observables(z, T))
-        h, sp, n_in = sigma(z), dsigma(z), n
+        h, sp = sigma(z), dsigma(z)
     return {name: jnp.stack([obs[name] for obs in per_layer]).astype(jnp.float64) for name in OBSERVABLES}
 
 
-@partial(jax.jit, static_argnums=0)
-def _blocks(spec: NetworkSpec, x, seed, indices):
+def _network_means(spec: NetworkSpec, x, key):
+    """Gz and Gt of one network (stacked over layers), Gt by backpropagating probe neurons."""
+    act = get_activation(spec.activation)
+    sigma, dsigma = act.fn, act.derivative(1)
+    dtype = jnp.dtype(spec.dtype)
+    m, r = x.shape[0], spec.widths[-1]
+    h, weights, fresh, slopes, gz = x.T, {}, {}, {}, []
+    for layer in range(1, spec.depth + 1):
+        W, b = _parameters(spec, key, layer)
+        z = W @ h + b[:, None]
+        weights[layer], fresh[layer] = W, _fresh(spec, layer, h)
+        gz.append(z.T @ z / z.shape[0])
+        h, slopes[layer] = sigma(z), dsigma(z).T  # slopes: sigma'(z^(l)) as (m, n_l)
+    G, theta, probes = None, None, {}  # G (m, R, n_l): d z^(t)_i / d z^(l) of the R probes so far
+    for layer in range(spec.depth, 0, -1):
+        n = spec.widths[layer]
+        count = min(r, n)
+        probes[layer] = slice(0 if G is None else G.shape[1], (0 if G is None else G.shape[1]) + count)
+        new = jnp.broadcast_to(jnp.eye(count, n, dtype=dtype), (m, count, n))
+        G = new if G is None else jnp.concatenate([G, new], axis=1)
+        zeros = jnp.zeros((count, m, m), dtype)
+        theta = zeros if theta is None else jnp.concatenate([theta, zeros])
+        theta = theta + fresh[layer][None] * jnp.einsum("apk,bpk->pab", G, G)
+        if layer > 1:
+            G = jnp.einsum("apk,kj->apj", G, weights[layer]) * slopes[layer - 1][:, None, :]
+    gt = [theta[probes[layer]].mean(0) for layer in range(1, spec.depth + 1)]
+    return {"Gz": jnp.stack(gz).astype(jnp.float64), "Gt": jnp.stack(gt).astype(jnp.float64)}
+
+
+_PER_NETWORK = {"all": _network_observables, "mean": _network_means}
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _blocks(spec: NetworkSpec, statistics: str, x, seed, indices):
     """Observables of the networks indices (k, block), block after block (lax.map, k >= 2)."""
     base = jax.random.PRNGKey(seed)
+    per_network = _PER_NETWORK[statistics]
 
     def block(idx):
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(idx)
-        return jax.vmap(lambda key: _network_observables(spec, x, key))(keys)
+        return jax.vmap(lambda key: per_network(spec, x, key))(keys)
 
     return jax.lax.map(block, indices)
 
 
 def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, first: int, count: int, block: int,
-                      capacity: int | None = None) -> dict[str, np.ndarray]:
-    """Observables (count, L, ...) of networks first..first+count-1, as float64 numpy arrays.
+                      capacity: int | None = None, statistics: str = "all") -> dict[str, np.ndarray]:
+    """Observables ``STATISTICS[statistics]`` (count, L, ...) of networks first..first+count-1, float64 numpy.
 
     Network ``k`` draws its parameters from ``fold_in(PRNGKey(seed), k)`` (then ``fold_in`` by
     layer). XLA's CPU code rounds differently for different array shapes, so the networks are
@@ -159,5 +222,5 @@ def batch_observables(spec: NetworkSpec, x: np.ndarray, seed: int, first: int, c
     k = max(2, 1 << (-(-capacity // block) - 1).bit_length())  # a power of two: few compiled shapes
     indices = np.arange(first, first + k * block, dtype=np.uint32).reshape(k, block)
     xj = jnp.asarray(x, dtype=jnp.dtype(spec.dtype))
-    out = _blocks(spec, xj, jnp.uint32(seed), jnp.asarray(indices))
+    out = _blocks(spec, statistics, xj, jnp.uint32(seed), jnp.asarray(indices))
     return {name: np.asarray(value).reshape((k * block,) + value.shape[2:])[:count] for name, value in out.items()}

@@ -28,7 +28,7 @@ from ..results import PAIR_DIMS, QUAD_DIMS, sample_coords, with_provenance
 from .accumulator import Accumulator, from_batch, merge
 from .checkpoint import read_checkpoint, write_checkpoint
 from .estimates import estimate
-from .forward import NetworkSpec, batch_observables, flops_per_network
+from .forward import STATISTICS, NetworkSpec, batch_observables, flops_per_network
 
 __all__ = ["sample", "run_chunk", "default_chunk_size", "default_block"]
 
@@ -43,25 +43,28 @@ def _floor_pow2(value: float) -> int:
     return 1 if value < 2 else 2 ** int(math.floor(math.log2(value)))
 
 
-def default_chunk_size(widths: tuple[int, ...], m: int) -> int:
+def default_chunk_size(widths: tuple[int, ...], m: int, statistics: str = "all") -> int:
     """Networks per chunk: a power of two in 2..4096 bounding memory and compute per chunk."""
     depth = len(widths) - 1
     by_memory = _CHUNK_FLOATS / (12 * depth * m**4 + 16)
-    by_time = _CHUNK_FLOPS / flops_per_network(widths, m)
+    by_time = _CHUNK_FLOPS / flops_per_network(widths, m, statistics)
     return max(2, min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time))))
 
 
-def default_block(widths: tuple[int, ...], m: int, n_networks: int) -> int:
+def default_block(widths: tuple[int, ...], m: int, n_networks: int, statistics: str = "all") -> int:
     """Networks per compiled block, fixed by the problem and n_networks (never by batch size or
     workers): a power of two <= 256 within memory and <= n_networks / 2 (a call computes at
     least two blocks, so small runs do not compute many discarded networks)."""
-    per_network = 4 * m * m * max(widths[1:]) ** 2 + 16 * m**4
+    n, depth, r = max(widths[1:]), len(widths) - 1, widths[-1]
+    per_network = 4 * m * m * n**2 + 16 * m**4 if statistics == "all" else 2 * m * depth * r * n + 2 * n * max(widths)
     return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network), max(8, _floor_pow2(n_networks / 2)))
 
 
-def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int, block: int) -> dict:
+def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int, block: int,
+              statistics: str = "all") -> dict:
     """Accumulator arrays of networks start..stop-1, computed ``batch_size`` networks per call."""
-    parts = [batch_observables(spec, x, seed, first, min(batch_size, stop - first), block, capacity=batch_size)
+    parts = [batch_observables(spec, x, seed, first, min(batch_size, stop - first), block, capacity=batch_size,
+                               statistics=statistics)
              for first in range(start, stop, batch_size)]
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     acc = from_batch(joined)
@@ -113,6 +116,7 @@ def sample(
     batch_size: int | None = None,
     *,
     output_width: int = 4,
+    statistics: str = "all",
     dtype: str = "float64",
     infinite: xr.Dataset | None = None,
     checkpoint: str | Path | None = None,
@@ -126,7 +130,10 @@ def sample(
 
     ``x`` is (m, n_0); ``width`` the hidden widths n_1..n_(L-1) (an int for equal widths);
     the output layer has ``output_width`` neurons. Tensors of layer l are normalised by its fan-in
-    n_(l-1) and isolated by neuron patterns (theory specification, section 1.1). With
+    n_(l-1) and isolated by neuron patterns (theory specification, section 1.1).
+    ``statistics="mean"`` estimates K and theta only, much faster at large width: theta of each
+    layer is then averaged over ``output_width`` of its neurons (all output neurons), found by
+    backpropagation instead of the n x n NTK recursion (same networks, same K). With
     ``infinite`` (a Dataset of K, theta, e.g. from ``ntkit.infinite_width``) the result also holds
     K1 = n (mean - K) and theta1 likewise. Network k draws its parameters from
     ``fold_in(PRNGKey(seed), k)``: the result does not depend on ``batch_size``, ``workers`` or
@@ -146,11 +153,13 @@ def sample(
     if seed >= 2**32:
         raise ValueError(f"seed must be < 2**32, got {seed}")
     workers = _check_int("workers", workers, 1)
+    if statistics not in STATISTICS:
+        raise ValueError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     widths = (n0, *hidden, output_width)
-    chunk = default_chunk_size(widths, m) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
-    block = default_block(widths, m, n_networks)
+    chunk = default_chunk_size(widths, m, statistics) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
+    block = default_block(widths, m, n_networks, statistics)
     batch = min(chunk, n_networks) if batch_size is None else _check_int("batch_size", batch_size, 1)
     inf = None if infinite is None else _infinite_values(infinite, mlp.depth, m)
     if executor is not None and not isinstance(executor, Executor):
@@ -159,7 +168,7 @@ def sample(
     spec = NetworkSpec(widths, _activation_ref(mlp), *(tuple(getattr(mlp, f"{p}_at")(l) for l in range(1, mlp.depth + 1))
                                                       for p in ("c_b", "c_w", "lambda_b", "lambda_w")), dtype=dtype)
     config = {"mlp": mlp.describe(), "x": x.tolist(), "widths": list(widths), "n_networks": n_networks, "seed": seed,
-              "dtype": dtype, "chunk_size": chunk}
+              "dtype": dtype, "chunk_size": chunk, "statistics": statistics}
     bounds = [(s, min(s + chunk, n_networks)) for s in range(0, n_networks, chunk)]
 
     acc, done = None, 0
@@ -184,22 +193,26 @@ def sample(
     todo = bounds[done:]
     if executor is None and workers == 1:
         for start, stop in todo:
-            absorb(run_chunk(spec, x, seed, start, stop, batch, block))
+            absorb(run_chunk(spec, x, seed, start, stop, batch, block, statistics))
     elif executor is not None:
-        _run_ordered(executor, spec, x, seed, todo, batch, block, absorb, window=4 * workers + 4)
+        _run_ordered(executor, (spec, x, seed, batch, block, statistics), todo, absorb, window=4 * workers + 4)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            _run_ordered(pool, spec, x, seed, todo, batch, block, absorb, window=2 * workers)
+            _run_ordered(pool, (spec, x, seed, batch, block, statistics), todo, absorb, window=2 * workers)
 
     fan_in = np.array(widths[:-1])
     values = estimate(acc, fan_in, inf)
     return _dataset(values, mlp.depth, m, config, seed, n_networks, width, hidden, output_width)
 
 
-def _run_ordered(executor: Executor, spec, x, seed, todo, batch, block, absorb, window: int) -> None:
-    """Submit chunks (at most ``window`` in flight) and absorb their results in chunk order."""
+def _run_ordered(executor: Executor, problem: tuple, todo, absorb, window: int) -> None:
+    """Submit chunks (at most ``window`` in flight) and absorb their results in chunk order.
+
+    ``problem`` is (spec, x, seed, batch, block, statistics), the arguments of :func:`run_chunk`
+    around a chunk's bounds."""
+    spec, x, seed, batch, block, statistics = problem
     queue = iter(todo)
-    submit = lambda bounds: executor.submit(run_chunk, spec, x, seed, *bounds, batch, block)  # noqa: E731
+    submit = lambda bounds: executor.submit(run_chunk, spec, x, seed, *bounds, batch, block, statistics)  # noqa: E731
     pending = deque(submit(b) for b in islice(queue, window))
     while pending:
         result = pending.popleft().result()
