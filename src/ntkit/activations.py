@@ -33,6 +33,8 @@ import numpy as np
 from jax.scipy.special import erf as _erf
 from jax.scipy.special import ndtr
 
+from . import trig
+
 __all__ = ["Activation", "get_activation", "leaky_relu", "names"]
 
 
@@ -137,7 +139,7 @@ def _arccos_pair(slopes, kaa, kbb, kab):
     s = jnp.sqrt(jnp.maximum(kaa, 0.0) * jnp.maximum(kbb, 0.0))
     degenerate = s <= 0.0
     cos_t = jnp.clip(jnp.where(degenerate, 0.0, kab / jnp.where(degenerate, 1.0, s)), -1.0, 1.0)
-    t = jnp.arccos(cos_t)
+    t = trig.arccos(cos_t)
     sin_t = jnp.sqrt(jnp.maximum(1.0 - cos_t**2, 0.0))
     j1 = (sin_t + (jnp.pi - t) * cos_t) / (2 * jnp.pi)
     j1_reflected = (sin_t - t * cos_t) / (2 * jnp.pi)  # J1(pi - t)
@@ -152,7 +154,7 @@ def _arccos_pair(slopes, kaa, kbb, kab):
 def _arcsin_ss(kaa, kbb, kab):
     """Williams' arcsine kernel: <erf erf> = (2/pi) arcsin(2 kab / sqrt(q)), q = (1 + 2kaa)(1 + 2kbb)."""
     q = (1 + 2 * kaa) * (1 + 2 * kbb)
-    return (2 / jnp.pi) * jnp.arcsin(jnp.clip(2 * kab / jnp.sqrt(q), -1.0, 1.0))
+    return (2 / jnp.pi) * trig.arcsin(jnp.clip(2 * kab / jnp.sqrt(q), -1.0, 1.0))
 
 
 def _arcsin_dd(kaa, kbb, kab):
@@ -173,7 +175,7 @@ def _gelu_ss(kaa, kbb, kab):
     A, B = 1.0 + kaa, 1.0 + kbb
     root = jnp.sqrt(A * B - kab**2)
     numerator = kaa * kbb + kab**2 * (1.0 / A + 1.0 / B - 1.0)
-    return kab / 4 + kab * jnp.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + numerator / (2 * jnp.pi * root)
+    return kab / 4 + kab * trig.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + numerator / (2 * jnp.pi * root)
 
 
 def _gelu_dd(kaa, kbb, kab):
@@ -187,7 +189,7 @@ def _gelu_dd(kaa, kbb, kab):
     root = jnp.sqrt(D)
     kappa = 1.0 / A + 1.0 / B - 1.0
     numerator = kaa * kbb + kab**2 * kappa
-    return 0.25 + jnp.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + kab / (2 * jnp.pi * root) + kab * (2 * kappa * D + numerator) / (2 * jnp.pi * D * root)
+    return 0.25 + trig.arcsin(kab / jnp.sqrt(A * B)) / (2 * jnp.pi) + kab / (2 * jnp.pi * root) + kab * (2 * kappa * D + numerator) / (2 * jnp.pi * D * root)
 
 
 def _piecewise_linear(name: str, a_plus: float, a_minus: float) -> Activation:

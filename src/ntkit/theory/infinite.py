@@ -10,8 +10,10 @@ b_std)`` layer is the case c_w = lambda_w = W_std^2, c_b = lambda_b = b_std^2.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterator, Sequence
 
+import jax
 import numpy as np
 import xarray as xr
 
@@ -42,13 +44,28 @@ def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> Iterator
 
 def _step_in_place(mlp: MLP, layer: int, K: np.ndarray, theta: np.ndarray, nodes) -> None:
     """K, Theta of layer - 1 -> of ``layer``, one block of rows at a time (bounded temporaries)."""
-    c_b, c_w, l_b, l_w = mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer)
+    hyper = (mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer))
+    rows_of = [slice(start, min(start + ROW_BLOCK, K.shape[0])) for start in range(0, K.shape[0], ROW_BLOCK)]
+    kernel = mlp.activation.pair_kernel()
+    if kernel is not None:  # closed form: the whole step in one compiled elementwise loop per block
+        diag = np.diagonal(K).copy()
+        for rows in rows_of:
+            K[rows], theta[rows] = _closed_form_rows(kernel, hyper, diag[rows], diag, K[rows], theta[rows])
+        return
+    c_b, c_w, l_b, l_w = hyper
     block = pair_rows(mlp.activation, K, nodes)
-    for start in range(0, K.shape[0], ROW_BLOCK):
-        rows = slice(start, min(start + ROW_BLOCK, K.shape[0]))
+    for rows in rows_of:
         S, P = block(rows)
         theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
         K[rows] = c_b + c_w * S
+
+
+@partial(jax.jit, static_argnums=0)
+def _closed_form_rows(kernel, hyper, diag_rows, diag, K_rows, theta_rows):
+    """The recursion on a block of rows, S and P from the activation's closed form ``kernel``."""
+    c_b, c_w, l_b, l_w = hyper
+    S, P = kernel(diag_rows[:, None], diag[None, :], K_rows)
+    return c_b + c_w * S, l_b + l_w * S + c_w * P * theta_rows
 
 
 def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int | None = None) -> xr.Dataset:
