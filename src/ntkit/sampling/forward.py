@@ -177,8 +177,8 @@ def _network_means(spec: NetworkSpec, x, key):
     G, theta, probes = None, None, {}  # G (m, R, n_l): d z^(t)_i / d z^(l) of the R probes so far
     for layer in range(spec.depth, 0, -1):
         n = spec.widths[layer]
-        count = min(r, n)
-        probes[layer] = slice(0 if G is None else G.shape[1], (0 if G is None else G.shape[1]) + count)
+        count, start = min(r, n), 0 if G is None else G.shape[1]
+        probes[layer] = slice(start, start + count)
         new = jnp.broadcast_to(jnp.eye(count, n, dtype=dtype), (m, count, n))
         G = new if G is None else jnp.concatenate([G, new], axis=1)
         zeros = jnp.zeros((count, m, m), dtype)
