@@ -189,26 +189,60 @@ def test_off_criticality_kernel_is_exponential(c_w):
 # --- the mean path's tables and chunking ------------------------------------------------------
 
 
-@pytest.mark.parametrize("activation", ["gelu", "tanh", "erf"])
+@pytest.mark.parametrize("activation", ["gelu", "tanh", "erf", "relu", "leaky_relu"])
 def test_pair_tables_equal_layer_tables_on_every_pair(activation):
-    """Mehler series with per-input coefficients and Price-theorem closed forms (gelu, erf) against
+    """Mehler series with per-input coefficients (gelu, tanh, erf), the piecewise closed forms (relu,
+    leaky relu) and Price-theorem derivatives of closed forms (gelu, erf, relu, leaky relu) against
     the block-by-block quadrature/Mehler tables of ``layer_tables`` on each 2 x 2 block."""
-    from ntkit.activations import get_activation
+    from ntkit.activations import get_activation, leaky_relu
     from ntkit.theory.layer_tables import layer_tables
     from ntkit.theory.pair_tables import PairTables
 
-    act = get_activation(activation)
+    act = leaky_relu(0.2) if activation == "leaky_relu" else get_activation(activation)
     x = np.random.default_rng(3).normal(size=(5, 4))
-    K = 0.2 + 1.7 * x @ x.T / 4
+    scale = 0.6 if activation == "tanh" else 1.7  # tanh's series converge up to variances ~3 (poles at ~1/sqrt(K))
+    K = 0.2 + scale * x @ x.T / 4
     ia, ib = np.triu_indices(5, 1)
     pair = np.stack([ia, ib], -1)
     blocks = K[pair[:, :, None], pair[:, None, :]]
-    got = PairTables(act, K).tables(ia, ib)
+    # layer_tables' 2-D Stein quadrature of tanh is the less accurate side here: C_{01;0} = P_01 is
+    # 0.2709696739890267 by the series, 0.2709696739890265 by adaptive 2-D quadrature, 0.2709696740347 by layer_tables
+    rtol = 1e-9 if activation == "tanh" else 1e-10
+    source = PairTables(act, K)
+    assert not source.generic  # the fast path is the one under test
+    got = source.tables(ia, ib)
     want = layer_tables(act, blocks, nodes=None)
     for name in ("S", "P", "M", "N", "A2", "A4", "B2", "B4", "C"):
         g, w = getattr(got, name), getattr(want, name)
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12 * np.abs(w).max(), err_msg=name)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-12 * np.abs(w).max(), err_msg=name)
     assert got.Q is None
+
+
+def test_piecewise_pair_tables_fall_back_to_quadrature_for_collinear_or_zero_inputs():
+    """Price's theorem on the closed forms needs |rho| < 1 and positive variances: a collinear pair
+    or a zero-variance input sends a layer to ``layer_tables`` (without derivatives rho = 1 is exact)."""
+    from ntkit.activations import get_activation
+    from ntkit.theory.pair_tables import PairTables
+
+    relu = get_activation("relu")
+    x = np.array([[1.0, 0.5, -0.2], [2.0, 1.0, -0.4], [0.3, -1.0, 0.8], [0.0, 0.0, 0.0]])
+    K = x @ x.T / 3
+    assert PairTables(relu, K[:3, :3]).generic
+    assert not PairTables(relu, K[:3, :3], with_stein=False).generic
+    assert PairTables(relu, K).generic
+    assert not PairTables(relu, K[1:3, 1:3]).generic
+
+
+def test_relu_mean_path_with_a_zero_input_and_a_collinear_pair_equals_the_full_tensors():
+    """The closed-form pair path against the four-sample recursion on inputs with a collinear pair
+    and the zero input (c_b > 0 keeps every variance positive and breaks the collinearity after
+    layer 1); leaky relu's closed forms are checked table by table above."""
+    mlp = ntkit.MLP(depth=3, activation="relu", c_b=0.1, c_w=1.9)
+    x = np.array([[1.0, 0.5, -0.2], [2.0, 1.0, -0.4], [0.0, 0.0, 0.0]])
+    mean, full = finite_width(mlp, x, tensors="mean"), finite_width(mlp, x)
+    for name in ("K1", "theta1"):
+        np.testing.assert_allclose(mean[name].values, full[name].values, rtol=1e-10, atol=1e-12 * np.abs(full[name].values).max())
+    assert np.abs(mean["theta1"].sel(layer=3).values).max() > 1e-3  # not vacuous
 
 
 def test_mean_path_does_not_depend_on_chunking(monkeypatch):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jax.scipy.special import erf as jerf
 from numpy.polynomial import Polynomial
@@ -20,7 +20,7 @@ from scipy import integrate
 from scipy.special import erf as np_erf
 from scipy.stats import multivariate_normal, norm
 
-from ntkit.gaussian import PiecewiseMonomial, expectation, product, safe_cholesky
+from ntkit.gaussian import PiecewiseMonomial, expectation, piecewise_pair, product, safe_cholesky
 
 RELU = PiecewiseMonomial(1, 1.0, 0.0)
 STEP = PiecewiseMonomial(0, 1.0, 0.0)
@@ -403,3 +403,49 @@ def test_gelu_expectations_with_a_smoothed_variable_equal_the_tensor_rule(k):
     funcs = (product(s, s), s, d) if k == 3 else (s, d, s, d)
     wrapped = tuple(product(lambda z: s(z), lambda z: s(z)) if f == product(s, s) else (lambda z, f=f: f(z)) for f in funcs)
     np.testing.assert_allclose(expectation(funcs, cov), expectation(wrapped, cov, nodes={3: 64, 4: 40}[k]), rtol=1e-11)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rho=st.floats(-1.0, 1.0), var_a=st.floats(0.05, 5.0), var_b=st.floats(0.05, 5.0))
+@example(rho=0.9999999999999999, var_a=2.0, var_b=3.0)
+def test_piecewise_pair_closed_form_against_known_moments(rho, var_a, var_b):
+    """Orthant probability 1/4 + asin(rho)/2pi, Isserlis moments of the linear case, and the
+    arc-cosine kernel of relu, at every correlation including rho = +-1."""
+    c = rho * math.sqrt(var_a * var_b)
+    rho = max(-1.0, min(1.0, c / math.sqrt(var_a * var_b)))  # the correlation the function sees (asin is ill-conditioned at +-1)
+
+    def pair(f, g):
+        return float(piecewise_pair(f, g, jnp.asarray(var_a), jnp.asarray(var_b), jnp.asarray(c)))
+
+    linear = lambda p: PiecewiseMonomial(p, 1.0, 1.0)
+    tol = dict(rel=1e-12, abs=1e-12 * (1 + var_a * var_b))
+    assert pair(STEP, STEP) == pytest.approx(0.25 + math.asin(rho) / (2 * math.pi), **tol)
+    assert pair(linear(2), linear(2)) == pytest.approx(var_a * var_b + 2 * c * c, **tol)
+    assert pair(linear(3), linear(1)) == pytest.approx(3 * var_a * c, **tol)
+    assert pair(linear(1), linear(3)) == pytest.approx(3 * var_b * c, **tol)
+    t = math.acos(rho)
+    assert pair(RELU, RELU) == pytest.approx(math.sqrt(var_a * var_b) * (math.sin(t) + (math.pi - t) * rho) / (2 * math.pi), **tol)
+
+
+def test_piecewise_pair_closed_form_against_two_dimensional_quadrature():
+    """Every power split p + q <= 4 of leaky pieces against adaptive quadrature split at both kinks."""
+    cov = np.array([[1.3, -0.5], [-0.5, 0.8]])
+    chol = np.linalg.cholesky(cov)
+    for p in range(5):
+        for q in range(5 - p):
+            f, g = PiecewiseMonomial(p, 1.2, -0.3), PiecewiseMonomial(q, 0.5, 0.9)
+
+            def inner(u):  # over v, split where z_b changes sign
+                za = chol[0, 0] * u
+                fa = (f.c_plus if za > 0 else f.c_minus) * za**p * math.exp(-u * u / 2)
+                kink = -chol[1, 0] * u / chol[1, 1]
+
+                def h(v):
+                    zb = chol[1, 0] * u + chol[1, 1] * v
+                    return (g.c_plus if zb > 0 else g.c_minus) * zb**q * math.exp(-v * v / 2)
+
+                return fa * sum(integrate.quad(h, lo, hi, epsabs=1e-14, epsrel=1e-13)[0] for lo, hi in ((-12, kink), (kink, 12)))
+
+            want = sum(integrate.quad(inner, lo, hi, epsabs=1e-14, epsrel=1e-13)[0] for lo, hi in ((-12, 0), (0, 12))) / (2 * math.pi)
+            got = float(piecewise_pair(f, g, jnp.asarray(cov[0, 0]), jnp.asarray(cov[1, 1]), jnp.asarray(cov[0, 1])))
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-11), (p, q)

@@ -60,10 +60,11 @@ from jax.scipy.special import ndtr
 from scipy.special import roots_hermitenorm
 from numpy.polynomial.legendre import leggauss
 
+from . import trig
 from .activations import SMOOTHED
 from .mehler import mehler_pairs
 
-__all__ = ["PiecewiseMonomial", "product", "expectation", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
+__all__ = ["PiecewiseMonomial", "product", "expectation", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
 
 SMOOTH_NODES = {1: 800, 2: 96, 3: 48, 4: 28}
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each side of a kink
@@ -116,6 +117,57 @@ def product(*factors):
             at_zero=math.prod(f.at_zero for f in factors),
         )
     return _Product(tuple(factors))
+
+
+def piecewise_pair(f: PiecewiseMonomial, g: PiecewiseMonomial, var_a, var_b, cov_ab):
+    """<f(z_a) g(z_b)> in closed form for (z_a, z_b) ~ N(0, [[var_a, cov_ab], [cov_ab, var_b]]).
+
+    Traceable and elementwise over arrays; positive variances. With u = z_a / sqrt(var_a),
+    v = z_b / sqrt(var_b), rho = cos(theta), and standard polar coordinates (u, v) =
+    r (cos t, cos(t - theta)), the sign quadrants of (u, v) are arcs between the angles
+    theta - pi/2, pi/2, theta + pi/2, 3 pi/2 (and -pi/2), and
+
+        <u^p v^q ; quadrant> = E[r^(p+q)] / 2pi * int_arc cos^p t cos^q (t - theta) dt,
+        E[r^n] = 2^(n/2) Gamma(1 + n/2).
+
+    Expanding both cosines binomially, the angular integral is a sum of (arc length) cos(n theta)
+    and sin(n theta + k pi/2) terms, all from cos(n theta), sin(n theta) by the angle-addition
+    recurrence: one arccos and one square root per pair. Exact up to round-off at every rho in
+    [-1, 1]; derivatives (Price's theorem) exist for |rho| < 1.
+    """
+    p, q = f.power, g.power
+    rho = jnp.clip(cov_ab / jnp.sqrt(var_a * var_b), -1.0, 1.0)
+    sin_t, theta = jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)), trig.arccos(rho)
+    cos_n, sin_n = [jnp.ones_like(rho)], [jnp.zeros_like(rho)]  # cos(n theta), sin(n theta), n = 0, 1, ...
+    for _ in range(p + 2 * q):
+        cos_n, sin_n = cos_n + [cos_n[-1] * rho - sin_n[-1] * sin_t], sin_n + [sin_n[-1] * rho + cos_n[-1] * sin_t]
+
+    def shifted_sine(n: int, k: int):  # sin(n theta + k pi / 2)
+        sign = 1 if n >= 0 else -1
+        return [sign * sin_n[abs(n)], cos_n[abs(n)], -sign * sin_n[abs(n)], -cos_n[abs(n)]][k % 4]
+
+    # arcs (lo, hi), each angle a theta + b pi/2 as (a, b), by the signs of (u, v)
+    arcs = {(1, 1): ((1, -1), (0, 1)), (1, -1): ((0, -1), (1, -1)), (-1, 1): ((0, 1), (1, 1)), (-1, -1): ((1, 1), (0, 3))}
+    total = 0.0
+    for (sign_u, sign_v), ((a_lo, b_lo), (a_hi, b_hi)) in arcs.items():
+        coefficient = (f.c_plus if sign_u > 0 else f.c_minus) * (g.c_plus if sign_v > 0 else g.c_minus)
+        if coefficient == 0:
+            continue
+        angular = 0.0  # int_lo^hi cos^p t cos^q (t - theta) dt
+        for k in range(p + 1):
+            for l in range(q + 1):
+                w, shift = 2 * k - p + 2 * l - q, 2 * l - q  # e^{i w t} e^{-i shift theta}
+                weight = math.comb(p, k) * math.comb(q, l) / 2.0 ** (p + q)
+                if w == 0:
+                    length = (a_hi - a_lo) * theta + (b_hi - b_lo) * 0.5 * jnp.pi
+                    angular = angular + weight * length * cos_n[abs(shift)]
+                else:
+                    upper = shifted_sine(w * a_hi - shift, w * b_hi)
+                    lower = shifted_sine(w * a_lo - shift, w * b_lo)
+                    angular = angular + weight * (upper - lower) / w
+        total = total + coefficient * angular
+    radial = 2.0 ** ((p + q) / 2) * math.gamma(1 + (p + q) / 2) / (2 * jnp.pi)
+    return radial * var_a ** (p / 2) * var_b ** (q / 2) * total
 
 
 def safe_cholesky(cov: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, roots_hermitenorm
 
-__all__ = ["mehler_pairs", "coefficient_tables", "gram_rows", "MAX_TERMS"]
+__all__ = ["mehler_pairs", "coefficient_tables", "gram_rows", "pair_series", "MAX_TERMS"]
 
 MAX_TERMS = 768
 _FIRST_TERMS = 96
@@ -211,46 +211,27 @@ def gram_rows(coef_rows: np.ndarray, coef_cols: np.ndarray, rho: np.ndarray, ter
     return np.asarray(run(jnp.asarray(rho), jnp.asarray(coef_rows[:, :terms].T), jnp.asarray(coef_cols[:, :terms].T)))
 
 
-@functools.lru_cache(maxsize=None)
-def _pair_series_kernel(terms: int, spec: tuple):
-    """Jitted sums for many series at once over a chunk of sample pairs.
+def pair_series(spec: tuple, coefs, terms, var_a, var_b, index_a, index_b, rho):
+    """<d_a^i d_b^j f(z_a) g(z_b)> for every (f, g, i, j) of ``spec`` and every pair (a, b) given.
 
-    ``spec``: (f, g, i, j) per series, f and g indices into the stacked coefficient tables.
+    Traceable (call it inside ``jax.jit``). ``coefs`` (functions, length, samples): the stacked
+    tables of :func:`coefficient_tables`, f and g index its first axis; ``terms`` (may be traced)
+    is the series length, at most length - max(i, j); ``var_a``, ``var_b`` the (positive where
+    derivatives are taken) variances of each pair's samples ``index_a``, ``index_b``, ``rho`` their
+    correlations. Returns (len(spec), pairs).
     """
-    n = np.arange(terms, dtype=float)
+    n = np.arange(coefs.shape[1], dtype=float)
     rising = {i: np.exp(0.5 * (gammaln(n + i + 1.0) - gammaln(n + 1.0))) for i in range(5)}
     weights = jnp.asarray(np.stack([rising[i] * rising[j] for _, _, i, j in spec]))
 
-    @jax.jit
-    def run(rho, var_a, var_b, coefs, index_a, index_b):
-        def horner(step, acc):
-            k = terms - 1 - step
-            new = []
-            for s, (f, g, i, j) in enumerate(spec):
-                fa = jax.lax.dynamic_index_in_dim(coefs[f], k + i, 0, False)[index_a]
-                gb = jax.lax.dynamic_index_in_dim(coefs[g], k + j, 0, False)[index_b]
-                new.append(acc[s] * rho + weights[s, k] * fa * gb)
-            return jnp.stack(new)
+    def horner(step, acc):  # acc <- acc * rho + c_k f_(k+i)(a) g_(k+j)(b), k from terms-1 down to 0
+        k = terms - 1 - step
+        new = []
+        for s, (f, g, i, j) in enumerate(spec):
+            fa = jax.lax.dynamic_index_in_dim(coefs[f], k + i, 0, False)[index_a]
+            gb = jax.lax.dynamic_index_in_dim(coefs[g], k + j, 0, False)[index_b]
+            new.append(acc[s] * rho + weights[s, k] * fa * gb)
+        return jnp.stack(new)
 
-        acc = jax.lax.fori_loop(0, terms, horner, jnp.zeros((len(spec),) + rho.shape))
-        scale = jnp.stack([var_a ** (-i / 2) * var_b ** (-j / 2) for _, _, i, j in spec])
-        return acc * scale
-
-    return run
-
-
-def pair_series(spec, tables: dict, terms: int, variances: np.ndarray, index_a, index_b, rho) -> np.ndarray:
-    """<d_a^i d_b^j f(z_a) g(z_b)> for every (f, g, i, j) of ``spec`` and every pair (a, b) given.
-
-    ``tables``/``terms`` from :func:`coefficient_tables` at ``variances`` (one per sample);
-    ``index_a``, ``index_b`` the samples of each pair, ``rho`` their correlations. Returns
-    (len(spec), pairs). Derivatives (i + j > 0) need positive variances.
-    """
-    funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
-    coefs = np.stack([tables[h].T for h in funcs])  # (functions, terms + top, samples)
-    local = tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec)
-    run = _pair_series_kernel(terms, local)
-    var = np.asarray(variances, dtype=np.float64)
-    safe = np.where(var > 0, var, 1.0)
-    out = run(jnp.asarray(rho), jnp.asarray(safe[index_a]), jnp.asarray(safe[index_b]), jnp.asarray(coefs), jnp.asarray(index_a), jnp.asarray(index_b))
-    return np.asarray(out)
+    acc = jax.lax.fori_loop(0, terms, horner, jnp.zeros((len(spec),) + rho.shape, rho.dtype))
+    return acc * jnp.stack([var_a ** (-i / 2) * var_b ** (-j / 2) for _, _, i, j in spec])

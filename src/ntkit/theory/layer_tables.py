@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 
 from ..activations import Activation
@@ -26,6 +27,7 @@ from .tables import integrands
 __all__ = ["LayerTables", "layer_tables"]
 
 
+@jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class LayerTables:
     S: np.ndarray

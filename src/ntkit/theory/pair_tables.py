@@ -6,7 +6,7 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
 * S and P from the Gram matrices (closed forms or Mehler, :func:`ntkit.theory.tables.two_point`);
 * two-sample integrals <d_a^i d_b^j f(z_a) g(z_b)> by Mehler's series with one table of Hermite
   coefficients per input (``ntkit.mehler.pair_series``), all series of a chunk of pairs in one
-  jitted sum;
+  compiled sum whose length follows the chunk's largest correlation;
 * for activations with a smooth closed form (erf, gelu) the Stein tables by Price's theorem:
   with G(kaa, kbb, kab) = <sigma_a sigma_b>,
 
@@ -15,8 +15,13 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
 
   and the same for sigma' with P = <sigma'_a sigma'_b>, by autodiff of the closed forms.
 
-Piecewise-linear activations (and an explicit ``nodes``) fall back to
-:func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks. Only the tables the mean
+* for scale-invariant activations (relu, leaky relu: every integrand a piecewise monomial) the
+  two-sample entries in closed form (``ntkit.gaussian.piecewise_pair``) and the Stein tables by
+  Price's theorem on those closed forms.
+
+A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks when
+``nodes`` is given, when the Mehler series do not converge, or, for piecewise activations, when
+an input has zero variance or (with derivatives) a pair is collinear. Only the tables the mean
 path needs are built: Q is left out.
 """
 
@@ -24,120 +29,185 @@ from __future__ import annotations
 
 import functools
 import itertools
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..activations import Activation
-from ..gaussian import PiecewiseMonomial, expectation, product
+from ..gaussian import PiecewiseMonomial, expectation, piecewise_pair, product
 from ..mehler import coefficient_tables, pair_series
 from .layer_tables import LayerTables, layer_tables
 from .tables import integrands, two_point
 
-__all__ = ["PairTables"]
+__all__ = ["PairTables", "pair_blocks", "pair_correlations", "pair_layer_tables"]
 
-_PAD = 4096  # chunks are padded to a multiple of this (one compilation per size)
-_TERMS_STEP = 64
 _TAIL = 1e-14
 
 
-def _counts(index: tuple) -> tuple[int, int]:
-    return index.count(0), index.count(1)
-
-
 class PairTables:
-    """Per-layer precomputation at the Gram matrix K (m, m); :meth:`tables` gives LayerTables for pairs."""
+    """Per-layer precomputation at the Gram matrix K (m, m); :meth:`tables` gives LayerTables for pairs.
+
+    Unless ``generic``, the tables of a chunk of pairs come from :func:`pair_layer_tables`, a
+    traceable function of the hashable ``structure`` and the arrays ``data`` (one compilation for
+    every layer and chunk of the same shape).
+    """
 
     def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None):
         self.activation, self.K, self.with_stein, self.nodes = activation, K, with_stein, nodes
-        sigma, dsigma = self.sigma, self.dsigma = integrands(activation)
-        self.var = np.diagonal(K).copy()
-        self.generic = isinstance(sigma, PiecewiseMonomial) or nodes is not None
+        sigma, dsigma = integrands(activation)
+        var = np.diagonal(K).copy()
+        piecewise = isinstance(sigma, PiecewiseMonomial)
+        self.generic = nodes is not None or (piecewise and not _closed_form_applies(K, with_stein))
         if self.generic:
             return
-        self.S, self.P = two_point(activation, K)
+        S, P = two_point(activation, K)
         s2, d2 = product(sigma, sigma), product(dsigma, dsigma)
-        one_d = self.var[:, None, None]
-        self.M_diag = expectation((product(s2, s2),), one_d)
-        self.N_diag = expectation((product(s2, d2),), one_d)
+        one_d = var[:, None, None]
         m_pairs = [(product(s2, sigma), sigma), (s2, s2), (sigma, product(s2, sigma))]
         n_pairs = {(p, q): (_power(sigma, dsigma, p, q), _power(sigma, dsigma, 2 - p, 2 - q)) for p in range(3) for q in range(3) if (p, q) not in ((0, 0), (2, 2))}
-        self.spec = [(f, g, 0, 0) for f, g in m_pairs] + [(f, g, 0, 0) for f, g in n_pairs.values()]
-        self.n_keys = list(n_pairs)
-        self.closed = activation.pair_functions() if with_stein else None
+        spec = [(f, g, 0, 0) for f, g in m_pairs] + [(f, g, 0, 0) for f, g in n_pairs.values()]
+        closed = None
         if with_stein:
-            self.stein_diag = {
+            closed = (_Piecewise(sigma, sigma), _Piecewise(dsigma, dsigma)) if piecewise else activation.pair_functions()
+        data = {"K": K, "S": S, "P": P, "var": var, "M_diag": expectation((product(s2, s2),), one_d), "N_diag": expectation((product(s2, d2),), one_d)}
+        if with_stein:
+            data |= {
                 "A2": expectation((s2,), one_d, 2)[:, 0, 0],
                 "A4": expectation((s2,), one_d, 4)[:, 0, 0, 0, 0],
                 "B2": expectation((d2,), one_d, 2)[:, 0, 0],
                 "B4": expectation((d2,), one_d, 4)[:, 0, 0, 0, 0],
                 "C": expectation((product(sigma, dsigma),), one_d, 1)[:, 0],
             }
-            if self.closed is None:
+            if closed is None:
                 for f, g, order in ((sigma, sigma, 2), (sigma, sigma, 4), (dsigma, dsigma, 2), (dsigma, dsigma, 4)):
-                    self.spec += [(f, g, i, order - i) for i in range(order, -1, -1)]
-                self.spec += [(sigma, dsigma, 1, 0), (sigma, dsigma, 0, 1), (dsigma, sigma, 1, 0), (dsigma, sigma, 0, 1)]
-        found = coefficient_tables([(f, g, i + j) for f, g, i, j in self.spec], self.var)
+                    spec += [(f, g, i, order - i) for i in range(order, -1, -1)]
+                spec += [(sigma, dsigma, 1, 0), (sigma, dsigma, 0, 1), (dsigma, sigma, 1, 0), (dsigma, sigma, 0, 1)]
+        if piecewise:  # closed forms, no series
+            self.data = {name: jnp.asarray(value) for name, value in data.items()}
+            self.structure, self.profile = _Structure(tuple(spec), with_stein, closed, piecewise=True), None
+            return
+        found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var)
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
             self.generic = True
             return
-        self.coef, self.terms = found
-        top = {h: np.abs(t).max(axis=0) for h, t in self.coef.items()}
+        coef, self.terms = found
+        funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
+        data["coefs"] = np.stack([coef[h].T for h in funcs])  # (functions, terms + top, samples)
+        self.data = {name: jnp.asarray(value) for name, value in data.items()}
+        self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, closed)
+        top = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
         n = np.arange(self.terms)
-        self.profile = np.max([top[f][n + i] * top[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in self.spec], axis=0)
+        self.profile = np.max([top[f][n + i] * top[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
 
     def terms_for(self, rho_max: float) -> int:
         """Series length for pairs with |rho| <= rho_max: terms rho^n f_n g_n below 1e-14 of the largest.
 
-        At rho_max = 1 this is the length that passed the tail test; rounded up to a multiple of
-        ``_TERMS_STEP`` (one compilation each).
+        At rho_max = 1 this is the length that passed the tail test; 0 for piecewise closed forms.
         """
+        if self.profile is None:
+            return 0
         n = np.arange(self.terms)
         with np.errstate(divide="ignore"):
             weighted = self.profile * np.exp(n * np.log(max(rho_max, 1e-300)))
         above = np.nonzero(weighted > _TAIL * self.profile.max())[0]
-        needed = above.max() + 16 if above.size else 16
-        return int(min(self.terms, -(-needed // _TERMS_STEP) * _TERMS_STEP))
+        return int(min(self.terms, above.max() + 16 if above.size else 16))
 
     def tables(self, ia: np.ndarray, ib: np.ndarray) -> LayerTables:
         """Tables of the two-sample problems {ia[z], ib[z]} (batch z, P = 2)."""
-        pair = np.stack([ia, ib], -1)
-        blocks = self.K[pair[:, :, None], pair[:, None, :]]
         if self.generic:
+            blocks = pair_blocks(self.K, ia, ib)
             return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False)
-        n = ia.size
-        padded = -(-n // _PAD) * _PAD
-        pa, pb = np.pad(ia, (0, padded - n)), np.pad(ib, (0, padded - n))
-        va, vb = self.var[pa], self.var[pb]
-        denom = np.sqrt(va * vb)
-        rho = np.clip(np.where(denom > 0, self.K[pa, pb] / np.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
-        terms = self.terms_for(float(np.abs(rho[:n]).max()))
-        values = pair_series(self.spec, self.coef, terms, self.var, pa, pb, rho)[:, :n]
-        S, P = self.S[pair[:, :, None], pair[:, None, :]], self.P[pair[:, :, None], pair[:, None, :]]
+        terms = self.terms_for(float(pair_correlations(self.K, ia, ib).max()))
+        tab = _pair_layer_tables_jit(self.structure, self.data, jnp.asarray(ia), jnp.asarray(ib), terms)
+        return jax.tree_util.tree_map(np.asarray, tab)
 
-        m_values = np.stack([self.M_diag[ia], values[0], values[1], values[2], self.M_diag[ib]], -1)
-        M = m_values[:, _M_MAP]
-        n_cols = {(2, 2): self.N_diag[ia], (0, 0): self.N_diag[ib]}
-        n_cols.update({key: values[3 + k] for k, key in enumerate(self.n_keys)})
-        N = np.stack([n_cols[key] for key in _N_KEYS], -1)[:, _N_MAP]
-        shape4 = (n, 2, 2, 2, 2)
-        if not self.with_stein:
-            zeros = np.zeros
-            return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros((n,) + (2,) * 6), zeros(shape4), zeros((n,) + (2,) * 6), zeros((n, 2, 2, 2)))
-        if self.closed is not None:
-            stein = np.asarray(_closed_stein(*self.closed)(jnp.asarray(va), jnp.asarray(vb), jnp.asarray(self.K[pa, pb])))[:, :n]
-        else:
-            stein = values[10:]
-        d = self.stein_diag
-        A2 = _stein_dense(stein[0:3], d["A2"][ia], d["A2"][ib], 2)
-        A4 = _stein_dense(stein[3:8], d["A4"][ia], d["A4"][ib], 4)
-        B2 = _stein_dense(stein[8:11], d["B2"][ia], d["B2"][ib], 2)
-        B4 = _stein_dense(stein[11:16], d["B4"][ia], d["B4"][ib], 4)
-        C = np.zeros((n, 2, 2, 2))
-        C[:, 0, 0, 0], C[:, 1, 1, 1] = d["C"][ia], d["C"][ib]
-        C[:, 0, 1, 0], C[:, 0, 1, 1], C[:, 1, 0, 0], C[:, 1, 0, 1] = stein[16], stein[17], stein[18], stein[19]
-        return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, A2, A4, B2, B4, C)
+
+@dataclass(frozen=True)
+class _Structure:
+    """What fixes the computation of :func:`pair_layer_tables` (hashable: a static argument)."""
+
+    spec: tuple  # (f, g, i, j): f, g index data["coefs"] (the functions if piecewise); M, N series, then Stein splits
+    with_stein: bool
+    closed: tuple | None  # (G, P) closed forms of <s_a s_b>, <s'_a s'_b>, or None
+    piecewise: bool = False  # M and N entries by ntkit.gaussian.piecewise_pair instead of Mehler series
+
+
+@dataclass(frozen=True)
+class _Piecewise:
+    """(kaa, kbb, kab) -> <f(z_a) g(z_b)> for piecewise monomials (hashable: one compilation for all layers)."""
+
+    f: PiecewiseMonomial
+    g: PiecewiseMonomial
+
+    def __call__(self, kaa, kbb, kab):
+        return piecewise_pair(self.f, self.g, kaa, kbb, kab)
+
+
+def _closed_form_applies(K: np.ndarray, with_stein: bool) -> bool:
+    """Piecewise closed forms need positive variances, and Price's theorem |rho| < 1 off the diagonal.
+
+    Derivatives of the closed forms grow like 1 / sin(theta): pairs within 1e-8 of collinear
+    (possible only for collinear inputs with c_b = 0) go to the quadrature of ``layer_tables``.
+    """
+    var = np.diagonal(K)
+    if np.any(var <= 0):
+        return False
+    if not with_stein:
+        return True
+    rho = np.abs(K / np.sqrt(np.outer(var, var)))
+    np.fill_diagonal(rho, 0.0)
+    return bool(rho.max() < 1 - 1e-8)
+
+
+def pair_correlations(K: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """|K_ab| / sqrt(K_aa K_bb) of the pairs (0 where a variance vanishes)."""
+    denom = np.sqrt(K[ia, ia] * K[ib, ib])
+    return np.abs(np.where(denom > 0, K[ia, ib] / np.where(denom > 0, denom, 1.0), 0.0))
+
+
+def pair_blocks(M, ia, ib):
+    """The 2 x 2 blocks M[(a, b), (a, b)] of the pairs, shape (pairs, 2, 2) (numpy or traced)."""
+    xp = jnp if isinstance(M, jax.Array) else np
+    row_a = xp.stack([M[ia, ia], M[ia, ib]], -1)
+    row_b = xp.stack([M[ib, ia], M[ib, ib]], -1)
+    return xp.stack([row_a, row_b], -2)
+
+
+def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> LayerTables:
+    """LayerTables of the pairs {ia[z], ib[z]} (traceable; ``terms`` may be traced)."""
+    n = ia.shape[0]
+    var = data["var"]
+    va, vb, kab = var[ia], var[ib], data["K"][ia, ib]
+    if structure.piecewise:
+        values = jnp.stack([piecewise_pair(f, g, va, vb, kab) for f, g, _, _ in structure.spec])
+    else:
+        denom = jnp.sqrt(va * vb)
+        rho = jnp.clip(jnp.where(denom > 0, kab / jnp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
+        safe = jnp.where(var > 0, var, 1.0)
+        values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, rho)
+    S, P = pair_blocks(data["S"], ia, ib), pair_blocks(data["P"], ia, ib)
+
+    M = jnp.stack([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]], -1)[:, _M_MAP]
+    n_cols = {(2, 2): data["N_diag"][ia], (0, 0): data["N_diag"][ib]} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
+    N = jnp.stack([n_cols[key] for key in _N_KEYS], -1)[:, _N_MAP]
+    shape4 = (n, 2, 2, 2, 2)
+    if not structure.with_stein:
+        zeros = jnp.zeros
+        return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros((n,) + (2,) * 6), zeros(shape4), zeros((n,) + (2,) * 6), zeros((n, 2, 2, 2)))
+    stein = _closed_stein(*structure.closed)(va, vb, kab) if structure.closed else values[10:]
+    stein = jax.lax.optimization_barrier(stein)  # else XLA recomputes the closed forms for every table entry (10x slower)
+    A2 = _stein_dense(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
+    A4 = _stein_dense(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
+    B2 = _stein_dense(stein[8:11], data["B2"][ia], data["B2"][ib], 2)
+    B4 = _stein_dense(stein[11:16], data["B4"][ia], data["B4"][ib], 4)
+    # C_ac;i: (s on a, s' on c); off the diagonal the Stein splits, on it the one-sample values
+    C = jnp.stack([jnp.zeros(n), data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]], -1)[:, _C_MAP]
+    return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, A2, A4, B2, B4, C.reshape(n, 2, 2, 2))
+
+
+_pair_layer_tables_jit = jax.jit(pair_layer_tables, static_argnums=0)
 
 
 def _power(sigma, dsigma, p: int, q: int):
@@ -147,26 +217,38 @@ def _power(sigma, dsigma, p: int, q: int):
 _SLOTS4 = list(itertools.product((0, 1), repeat=4))
 _M_MAP = np.array([idx.count(1) for idx in _SLOTS4])  # columns: a^4, a^3 b, a^2 b^2, a b^3, b^4
 _N_KEYS = [(p, q) for p in range(3) for q in range(3)]
+_N_SERIES = [key for key in _N_KEYS if key not in ((0, 0), (2, 2))]  # the others are one-sample
 # N_abcd = <s_a s_b s'_c s'_d>: sample 0 carries sigma^p sigma'^q with p = #{a, b = 0}, q = #{c, d = 0}
 _N_MAP = np.array([_N_KEYS.index((idx[:2].count(0), idx[2:].count(0))) for idx in _SLOTS4])
+# C columns: 0, diag a, diag b, then (a, c, i) = (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1)
+_C_MAP = np.array([{(0, 0, 0): 1, (1, 1, 1): 2, (0, 1, 0): 3, (0, 1, 1): 4, (1, 0, 0): 5, (1, 0, 1): 6}.get(idx, 0) for idx in itertools.product((0, 1), repeat=3)])
 
 
-def _stein_dense(splits: np.ndarray, diag_a: np.ndarray, diag_b: np.ndarray, order: int) -> np.ndarray:
-    """T[z, a, c, i...] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order).
+@functools.lru_cache(maxsize=None)
+def _stein_map(order: int) -> np.ndarray:
+    """Column of T[z, a, c, i...] in [splits (order, 0) ... (0, order), diag a, diag b, 0].
 
     Off the diagonal (a != c) every index is a sample of the function, so the entry is the split
     with that many indices on sample 0 (sigma sigma and sigma' sigma' are symmetric in a, c); on
     the diagonal only i = ... = a survives, the one-sample value.
     """
-    n = diag_a.size
-    out = np.zeros((n, 2, 2) + (2,) * order)
-    for idx in itertools.product((0, 1), repeat=order):
-        value = splits[idx.count(1)]
-        out[(slice(None), 0, 1) + idx] = value
-        out[(slice(None), 1, 0) + idx] = value
-    out[(slice(None), 0, 0) + (0,) * order] = diag_a
-    out[(slice(None), 1, 1) + (1,) * order] = diag_b
-    return out
+    diag_a, diag_b, zero = order + 1, order + 2, order + 3
+    columns = []
+    for a, c, *idx in itertools.product((0, 1), repeat=order + 2):
+        if a != c:
+            columns.append(idx.count(1))
+        elif all(i == a for i in idx):
+            columns.append(diag_a if a == 0 else diag_b)
+        else:
+            columns.append(zero)
+    return np.array(columns)
+
+
+def _stein_dense(splits, diag_a, diag_b, order: int):
+    """T[z, a, c, i...] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order)."""
+    n = diag_a.shape[0]
+    columns = jnp.stack(list(splits) + [diag_a, diag_b, jnp.zeros(n)], -1)
+    return columns[:, _stein_map(order)].reshape((n,) + (2,) * (order + 2))
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,4 +276,4 @@ def _closed_stein(G, P):
         # C: (sigma on 0, sigma' on 1) with d_0, d_1; then (sigma' on 0, sigma on 1) with d_0, d_1
         return jnp.stack(g2 + g4 + p2 + p4 + [dd, 2 * g_b, 2 * g_a, dd])
 
-    return jax.jit(jax.vmap(one, out_axes=1))
+    return jax.vmap(one, out_axes=1)
