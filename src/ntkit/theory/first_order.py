@@ -255,7 +255,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
             out["K1"][l], out["theta1"][l] = state.K1[0], state.theta1[0]
         return out
     ia, ib = np.triu_indices(m, 1)
-    order = np.argsort(pair_correlations(full_kernels[0][0], ia, ib), kind="stable")
+    order = np.argsort(np.abs(pair_correlations(full_kernels[0][0], ia, ib)), kind="stable")
     chunk = min(MEAN_CHUNK, 1 << int(np.ceil(np.log2(ia.size))))
     filled = -(-ia.size // chunk) * chunk
     ia, ib = (np.pad(i[order], (0, filled - ia.size), mode="edge") for i in (ia, ib))
@@ -265,7 +265,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
         source = PairTables(mlp.activation, kernels[0], with_stein=layer > 2, nodes=nodes)  # layer 1 is exactly Gaussian
         h, ratio = _hyper(mlp, layer), r[layer - 2]
-        rho = pair_correlations(kernels[0], ia, ib)
+        rho = np.abs(pair_correlations(kernels[0], ia, ib))
         for start in range(0, filled, chunk):
             c = slice(start, start + chunk)
             if source.generic:

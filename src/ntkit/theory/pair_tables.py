@@ -119,7 +119,7 @@ class PairTables:
         if self.generic:
             blocks = pair_blocks(self.K, ia, ib)
             return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False)
-        terms = self.terms_for(float(pair_correlations(self.K, ia, ib).max()))
+        terms = self.terms_for(float(np.abs(pair_correlations(self.K, ia, ib)).max()))
         tab = _pair_layer_tables_jit(self.structure, self.data, jnp.asarray(ia), jnp.asarray(ib), terms)
         return jax.tree_util.tree_map(np.asarray, tab)
 
@@ -161,10 +161,11 @@ def _closed_form_applies(K: np.ndarray, with_stein: bool) -> bool:
     return bool(rho.max() < 1 - 1e-8)
 
 
-def pair_correlations(K: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    """|K_ab| / sqrt(K_aa K_bb) of the pairs (0 where a variance vanishes)."""
-    denom = np.sqrt(K[ia, ia] * K[ib, ib])
-    return np.abs(np.where(denom > 0, K[ia, ib] / np.where(denom > 0, denom, 1.0), 0.0))
+def pair_correlations(K, ia, ib):
+    """rho_ab = K_ab / sqrt(K_aa K_bb) of the pairs, clipped to [-1, 1] (0 where a variance vanishes; numpy or traced)."""
+    xp = jnp if isinstance(K, jax.Array) else np
+    denom = xp.sqrt(K[ia, ia] * K[ib, ib])
+    return xp.clip(xp.where(denom > 0, K[ia, ib] / xp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
 
 
 def pair_blocks(M, ia, ib):
@@ -183,10 +184,8 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     if structure.piecewise:
         values = jnp.stack([piecewise_pair(f, g, va, vb, kab) for f, g, _, _ in structure.spec])
     else:
-        denom = jnp.sqrt(va * vb)
-        rho = jnp.clip(jnp.where(denom > 0, kab / jnp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
         safe = jnp.where(var > 0, var, 1.0)
-        values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, rho)
+        values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, pair_correlations(data["K"], ia, ib))
     S, P = pair_blocks(data["S"], ia, ib), pair_blocks(data["P"], ia, ib)
 
     M = jnp.stack([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]], -1)[:, _M_MAP]
