@@ -10,7 +10,7 @@ Depth 4 (four Dense layers), critical hyperparameters, N Gaussian inputs in R^16
   (5 PB at deg = 800, N = 1024), so it is timed at N = 8 and 16 and its N = 1024 time and memory
   extrapolated by its N^2 cost.
 
-Every case runs in a fresh subprocess; times are the best of REPEATS calls made after a warm-up
+Every case runs in a fresh subprocess; times are the best of repeats(N) calls made after a warm-up
 call on the same inputs (JIT compilation excluded); peak memory is the rise of the process's
 peak resident set (VmHWM) over its value after imports (XLA buffers, compilation and outputs included).
 Accuracy: max_ab |ntkit - nt| / max(|nt_ab|, 1e-6 max|nt|) over K and Theta.
@@ -37,6 +37,12 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "infinite.md
 DEPTH, DIM = 4, 16
 SIZES = (256, 1024, 4096)
 REPEATS = 2
+
+
+def repeats(n: int) -> int:
+    """Timed calls per closed-form case of N inputs: more for the millisecond cases, whose single
+    times on a shared machine scatter by a factor of two (the same count for both libraries)."""
+    return max(REPEATS, 2**22 // (n * n))
 TANH_N, TANH_SMALL = 1024, (8, 16)
 DEGS = (100, 150, 200, 250, 300, 400, 600, 800)
 TARGET_RATIO = {"relu": 1.0, "erf": 1.0, "gelu": 1 / 3, "tanh": 1 / 100}
@@ -104,10 +110,10 @@ def run_ntkit(spec: dict) -> dict:
     return result
 
 
-def run_nt(act: str, n: int, c_b: float, c_w: float, x: np.ndarray, deg: int | None = None) -> dict:
-    """neural-tangents on one case in a fresh peer subprocess."""
+def run_nt(act: str, n: int, c_b: float, c_w: float, x: np.ndarray, deg: int | None = None, calls: int = REPEATS) -> dict:
+    """neural-tangents on one case in a fresh peer subprocess, the best of ``calls`` timed calls."""
     case = {"name": "case", "activation": act, "depth": DEPTH, "c_b": c_b, "c_w": c_w, "x": "x", "deg": deg}
-    result = run_peer("nt_kernels", {"cases": [case], "repeats": REPEATS}, {"x": x})
+    result = run_peer("nt_kernels", {"cases": [case], "repeats": calls}, {"x": x})
     return {**result["cases"][0], "peak_rss_mib": result["peak_rss_mib"], "nngp": result["case/nngp"], "ntk": result["case/ntk"], "versions": result["versions"]}
 
 
@@ -126,8 +132,8 @@ def closed_form_rows() -> list[dict]:
     for act in ("relu", "erf", "gelu"):
         c_b, c_w = hyperparameters(act)
         for n in SIZES:
-            ours = run_ntkit({"activation": act, "n": n, "c_b": c_b, "c_w": c_w, "repeats": REPEATS})
-            theirs = run_nt(act, n, c_b, c_w, inputs(n))
+            ours = run_ntkit({"activation": act, "n": n, "c_b": c_b, "c_w": c_w, "repeats": repeats(n)})
+            theirs = run_nt(act, n, c_b, c_w, inputs(n), calls=repeats(n))
             rows.append(
                 {
                     "activation": act,
@@ -185,7 +191,8 @@ def report(rows: list[dict], tanh: dict | None) -> str:
         "",
         f"neural-tangents {v['neural_tangents']} (jax {v['jax']}, x64) in `.peer/`, ntkit in `.venv/`, same inputs, "
         "same run; critical hyperparameters; each case in a fresh process; times are the best of "
-        f"{REPEATS} calls after a warm-up call on the same inputs (compilation excluded); peak memory is the rise "
+        f"{', '.join(f'{repeats(n)} (N = {n})' for n in SIZES)} calls after a warm-up call on the same inputs "
+        "(compilation excluded); peak memory is the rise "
         "of the peak resident set (VmHWM) over the process's value after imports. Difference: max over K and Theta of |ntkit - nt| "
         "elementwise relative (floor 1e-6 max|nt|) and normwise (over max|nt|); the relu entries near 1e-8 are "
         "neural-tangents' diagonal (arccos at correlation 1, see docs/peer.md), the erf ones roundoff on entries "

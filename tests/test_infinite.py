@@ -19,6 +19,7 @@ from scipy.stats import norm
 
 import ntkit
 from ntkit import MLP, infinite_width
+from ntkit.theory import infinite
 
 X = np.array([[1.0, -0.5, 0.3, 0.8], [0.2, 1.1, -0.7, 0.4], [-0.9, 0.3, 0.6, -1.2]])
 
@@ -180,6 +181,28 @@ def test_layers_selection():
     some = infinite_width(mlp, X, layers=[3, 1])
     assert list(some["layer"].values) == [1, 3]
     assert ntkit.results.config_of(full)["mlp"]["activation"] == "tanh"
+    np.testing.assert_array_equal(full["x"].values, X)  # the inputs travel as a variable, not as JSON
+    assert full["x"].dims == ("a1", "input_dim") and "x" not in ntkit.results.config_of(full)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
+def test_closed_form_paths_agree(activation, monkeypatch):
+    """Closed forms run every layer in one compiled call on small Gram matrices and block by block
+    of rows on large ones; both give the same numbers, for every selection of layers."""
+    mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
+    x = np.random.default_rng(3).normal(size=(21, 5))
+    selections = ("all", "last", [1, 3], [2])
+    whole = {str(layers): infinite_width(mlp, x, layers=layers) for layers in selections}
+    monkeypatch.setattr(infinite, "WHOLE_MATRIX_ENTRIES", 0)
+    monkeypatch.setattr(infinite, "ROW_BLOCK", 8)  # blocks of 8, 8 and 5 rows
+    for layers in selections:
+        blocks = infinite_width(mlp, x, layers=layers)
+        expected = whole["all"].sel(layer=blocks["layer"])
+        for name in ("K", "theta"):
+            np.testing.assert_allclose(blocks[name].values, expected[name].values, rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(whole[str(layers)][name].values, expected[name].values, rtol=1e-14, atol=1e-15)
+            for gram in blocks[name].values:
+                np.testing.assert_array_equal(gram, gram.T)
 
 
 # ---------------------------------------------------------------------------------------------- bad input

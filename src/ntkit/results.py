@@ -7,7 +7,8 @@ Every result is an ``xarray.Dataset`` with named dims
   tensors (``V``, ``D``, ``F``, ``A``, ``B``) on (layer, a1, a2, a3, a4), in the slot order of
   the theory specification;
 * Monte-Carlo estimates carry ``<name>_stderr`` beside ``<name>``;
-* attributes: ``ntkit_version``, ``config`` (JSON of everything needed to recompute), ``seed``
+* theory results hold their inputs as the data variable ``x`` on (a1, input_dim);
+* attributes: ``ntkit_version``, ``config`` (JSON of everything else needed to recompute), ``seed``
   where random, ``created`` (UTC, ISO 8601).
 
 Files are netCDF-4 written atomically (temporary file, then rename). Nothing is pickled.
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["PAIR_DIMS", "QUAD_DIMS", "with_provenance", "config_of", "save", "load", "sample_coords"]
+__all__ = ["PAIR_DIMS", "QUAD_DIMS", "with_provenance", "inputs_variable", "config_of", "save", "load", "sample_coords"]
 
 PAIR_DIMS = ("layer", "a1", "a2")
 QUAD_DIMS = ("layer", "a1", "a2", "a3", "a4")
@@ -46,6 +47,12 @@ def with_provenance(ds: xr.Dataset, config: dict, seed: int | None = None) -> xr
         ds.attrs["seed"] = int(seed)
     ds.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return ds
+
+
+def inputs_variable(x: np.ndarray) -> tuple:
+    """The inputs x (m, n_0) as the data variable ``x`` on (a1, input_dim): exact and cheap, where
+    the same numbers as JSON in ``config`` cost milliseconds (60 ms at m = 4096)."""
+    return ("a1", "input_dim"), x, {"long_name": "network inputs"}
 
 
 def config_of(ds: xr.Dataset) -> dict:

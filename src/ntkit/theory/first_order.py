@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from ..network import MLP, hidden_widths, validate_inputs
-from ..results import PAIR_DIMS, QUAD_DIMS, with_provenance
+from ..results import PAIR_DIMS, QUAD_DIMS, inputs_variable, with_provenance
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
 from .pair_tables import PairTables, pair_blocks, pair_correlations, pair_layer_tables
@@ -228,11 +228,12 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     data = {name: (PAIR_DIMS, value[np.ix_(range(mlp.depth), inverse, inverse)]) for name, value in pair.items()}
     grid = np.ix_(range(mlp.depth), inverse, inverse, inverse, inverse)
     data.update({name: (QUAD_DIMS, value[grid]) for name, value in quad.items()})
+    data["x"] = inputs_variable(x)
     coords = {"layer": np.arange(1, mlp.depth + 1), "a1": np.arange(m), "a2": np.arange(m)}
     if quad:
         coords.update({"a3": np.arange(m), "a4": np.arange(m)})
     ds = xr.Dataset(data, coords=coords)
-    config = {"kind": "finite_width", "mlp": mlp.describe(), "x": x, "width_ratios": r, "tensors": tensors}
+    config = {"kind": "finite_width", "mlp": mlp.describe(), "width_ratios": r, "tensors": tensors}
     return with_provenance(ds, config)
 
 
@@ -311,4 +312,6 @@ def at_width(ds: xr.Dataset, width: int | Sequence[int]) -> xr.Dataset:
     for name in ("V", "D", "F", "A", "B"):
         if name in ds:
             out[name] = xr.where(first, 0.0, ds[name] / fan_in)
+    if "x" in ds:
+        out["x"] = ds["x"]
     return out
