@@ -187,8 +187,9 @@ def test_layers_selection():
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
 def test_closed_form_paths_agree(activation, monkeypatch):
-    """Closed forms run every layer in one compiled call on small Gram matrices and block by block
-    of rows on large ones; both give the same numbers, for every selection of layers."""
+    """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
+    of rows through numpy arrays when they are large; both give the same numbers, for every
+    selection of layers."""
     mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
     x = np.random.default_rng(3).normal(size=(21, 5))
     selections = ("all", "last", [1, 3], [2])

@@ -24,7 +24,7 @@ from .tables import pair_rows
 
 ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
-WHOLE_MATRIX_ENTRIES = 2**18  # up to m^2 this large, closed forms run every layer in one compiled call
+WHOLE_MATRIX_ENTRIES = 2**18  # up to m^2 this large, closed forms step whole matrices kept by JAX between layers
 
 __all__ = ["infinite_width", "layer_kernels", "input_kernels"]
 
