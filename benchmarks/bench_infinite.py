@@ -38,15 +38,16 @@ DEPTH, DIM = 4, 16
 SIZES = (256, 1024, 4096)
 REPEATS = 2
 
+TANH_N, TANH_SMALL = 1024, (8, 16)
+DEGS = (100, 150, 200, 250, 300, 400, 600, 800)
+TARGET_RATIO = {"relu": 1.0, "erf": 1.0, "gelu": 1 / 3, "tanh": 1 / 100}
+MEMORY_TARGET_MIB = 1024.0
+
 
 def repeats(n: int) -> int:
     """Timed calls per closed-form case of N inputs: more for the millisecond cases, whose single
     times on a shared machine scatter by a factor of two (the same count for both libraries)."""
     return max(REPEATS, 2**22 // (n * n))
-TANH_N, TANH_SMALL = 1024, (8, 16)
-DEGS = (100, 150, 200, 250, 300, 400, 600, 800)
-TARGET_RATIO = {"relu": 1.0, "erf": 1.0, "gelu": 1 / 3, "tanh": 1 / 100}
-MEMORY_TARGET_MIB = 1024.0
 
 
 def inputs(n: int, zero_last: bool = False) -> np.ndarray:
