@@ -186,16 +186,18 @@ def test_layers_selection():
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
-def test_closed_form_paths_agree(activation, monkeypatch):
+@pytest.mark.parametrize("m", [21, 32])  # row blocks of 8, 8 and 5; four of 8
+def test_closed_form_paths_agree(activation, m, monkeypatch):
     """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
-    of rows through numpy arrays when they are large; both give the same numbers, for every
-    selection of layers."""
+    of rows through numpy arrays when they are large; both give the same numbers, exactly
+    symmetric, for every selection of layers."""
     mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
-    x = np.random.default_rng(3).normal(size=(21, 5))
+    x = np.random.default_rng(3).normal(size=(m, 5))
+    x[4] = x[1]  # a duplicate input
     selections = ("all", "last", [1, 3], [2])
     whole = {str(layers): infinite_width(mlp, x, layers=layers) for layers in selections}
     monkeypatch.setattr(infinite, "WHOLE_MATRIX_ENTRIES", 0)
-    monkeypatch.setattr(infinite, "ROW_BLOCK", 8)  # blocks of 8, 8 and 5 rows
+    monkeypatch.setattr(infinite, "ROW_BLOCK", 8)
     for layers in selections:
         blocks = infinite_width(mlp, x, layers=layers)
         expected = whole["all"].sel(layer=blocks["layer"])
@@ -204,6 +206,7 @@ def test_closed_form_paths_agree(activation, monkeypatch):
             np.testing.assert_allclose(whole[str(layers)][name].values, expected[name].values, rtol=1e-14, atol=1e-15)
             for gram in blocks[name].values:
                 np.testing.assert_array_equal(gram, gram.T)
+                np.testing.assert_array_equal(gram[4], gram[1])
 
 
 # ---------------------------------------------------------------------------------------------- bad input
