@@ -136,6 +136,16 @@ def test_at_width_divides_by_fan_in():
     np.testing.assert_allclose(pred["K"].sel(layer=1).values, ds["K"].sel(layer=1))
 
 
+def test_inputs_travel_as_a_variable(tmp_path):
+    """The inputs are the variable x (a1, input_dim): kept by at_width and by a netCDF round trip."""
+    ds = finite_width(ntkit.MLP(depth=2, activation="tanh", c_b=0.0, c_w=1.0), X2, tensors="mean")
+    assert ds["x"].dims == ("a1", "input_dim") and "x" not in ntkit.results.config_of(ds)
+    np.testing.assert_array_equal(ds["x"].values, X2)
+    np.testing.assert_array_equal(at_width(ds, 16)["x"].values, X2)
+    ntkit.results.save(ds, tmp_path / "first_order.nc")
+    np.testing.assert_array_equal(ntkit.results.load(tmp_path / "first_order.nc")["x"].values, X2)
+
+
 def test_too_many_inputs_for_full_tensors_is_refused():
     with pytest.raises(ValueError, match="tensors='mean'"):
         finite_width(ntkit.MLP(depth=2, activation="relu"), np.random.default_rng(0).normal(size=(40, 3)))
