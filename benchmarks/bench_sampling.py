@@ -2,22 +2,21 @@
 
 For (n, L, m) in {(20, 4, 2), (128, 4, 4), (512, 3, 8)} (relu, c_b = 0.1, c_w = 2, inputs in R^16,
 4 output neurons) it times ``ntkit.sample`` after a warm-up run (JIT compilation excluded) with
-one process and with ``workers=2``, and reports networks/s and the fraction of the machine's
-peak float64 rate: the peak is measured in the same run by a 2048^3 float64 matmul, the
-sampler's flops are counted analytically (``ntkit.sampling.forward.flops_per_network``); both
-``statistics="all"`` (every tensor) and ``"mean"`` (K and theta only). It then runs 10^6 networks
-of width 20 end to end (target: under 60 s on 2 cores) with one process, two processes and two
-threads, times drawing the parameters alone (the floor of any sampler of Gaussian networks), and
-compares the mean NTK at equal sample count against neural-tangents' ``monte_carlo_kernel_fn`` in
-the peer venv (target: at least 30x faster). Writes ``docs/benchmarks/sampling.md``.
+one thread, with the default threads (one per core) and with two processes, and reports
+networks/s and the fraction of the machine's peak float64 rate: the peak is measured in the same
+run by a 2048^3 float64 matmul, the sampler's flops are counted analytically
+(``ntkit.sampling.forward.flops_per_network``); both ``statistics="all"`` (every tensor) and
+``"mean"`` (K and theta only). It then runs 10^6 networks of width 20 end to end (target: under
+60 s on 2 cores) in the same three ways, times drawing the parameters alone (the floor of any
+sampler of Gaussian networks), and compares the mean NTK at equal sample count against
+neural-tangents' ``monte_carlo_kernel_fn`` in the peer venv (target: at least 30x faster).
+Writes ``docs/benchmarks/sampling.md``.
 """
-
 from __future__ import annotations
 
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -59,25 +58,24 @@ def _inputs(m: int) -> np.ndarray:
     return np.random.default_rng(1).normal(size=(m, N0))
 
 
-def throughput(width: int, depth: int, m: int, networks: int, workers: int, statistics: str) -> float:
+#: How chunks of networks are computed: ``ntkit.sample`` arguments.
+HOW = {"1 thread": {"threads": 1}, "default (a thread per core)": {}, "2 processes": {"workers": 2}}
+
+
+def throughput(width: int, depth: int, m: int, networks: int, how: str, statistics: str) -> float:
     """Networks per second of ``ntkit.sample`` after a warm-up of the same shapes."""
     mlp, x = _mlp(depth), _inputs(m)
-    kwargs = dict(width=width, statistics=statistics)
-    ntkit.sample(mlp, x, n_networks=min(networks, 4096), seed=99, workers=1, **kwargs)  # compile
-    if workers > 1:  # worker processes compile once per process: warm them on the same pool size
+    kwargs = dict(width=width, statistics=statistics, **HOW[how])
+    ntkit.sample(mlp, x, n_networks=min(networks, 4096), seed=99, **kwargs)  # compile
+    if "workers" in HOW[how]:  # worker processes compile once per process: time more networks
         networks *= 2
-    seconds = _timed(lambda: ntkit.sample(mlp, x, n_networks=networks, seed=0, workers=workers, **kwargs))
+    seconds = _timed(lambda: ntkit.sample(mlp, x, n_networks=networks, seed=0, **kwargs))
     return networks / seconds
 
 
 def million(how: str) -> float:
-    """Seconds for 10^6 networks of width 20, depth 4, m = 2, everything included (``how``: one
-    process, ``workers=2`` processes or a two-thread executor)."""
-    run = lambda **kw: ntkit.sample(_mlp(4), _inputs(2), width=20, n_networks=1_000_000, seed=0, **kw)  # noqa: E731
-    if how == "threads":
-        with ThreadPoolExecutor(2) as pool:
-            return _timed(lambda: run(executor=pool))
-    return _timed(lambda: run(workers=2 if how == "workers=2" else 1))
+    """Seconds for 10^6 networks of width 20, depth 4, m = 2, everything included."""
+    return _timed(lambda: ntkit.sample(_mlp(4), _inputs(2), width=20, n_networks=1_000_000, seed=0, **HOW[how]))
 
 
 def parameter_draws(width: int, depth: int, networks: int) -> float:
@@ -133,11 +131,11 @@ def main(full: bool = True) -> str:
     rows = []
     for width, depth, m, networks in CASES:
         widths = (N0,) + (width,) * (depth - 1) + (4,)
-        for statistics, workers in (("all", 1), ("all", 2), ("mean", 1)):
+        for statistics, how in [("all", how) for how in HOW] + [("mean", "1 thread"), ("mean", "default (a thread per core)")]:
             count = networks * (64 if statistics == "mean" and width > 20 else 1)
-            rate = throughput(width, depth, m, count, workers, statistics)
-            rows.append((width, depth, m, statistics, workers, rate, flops_per_network(widths, m, statistics) * rate / peak))
-    seconds = {how: million(how) for how in ("workers=1", "workers=2", "threads")} if full else {}
+            rate = throughput(width, depth, m, count, how, statistics)
+            rows.append((width, depth, m, statistics, how, rate, flops_per_network(widths, m, statistics) * rate / peak))
+    seconds = {how: million(how) for how in HOW} if full else {}
     nt = [against_neural_tangents(20, 4, 2, 4096), against_neural_tangents(128, 4, 4, 256)]
 
     lines = [
@@ -148,13 +146,13 @@ def main(full: bool = True) -> str:
         f"recursion per sample pair a <= b, pair observables). Load average at the end: {os.getloadavg()[0]:.1f} "
         "(other jobs sharing the 2 cores slow every number here).",
         "",
-        "| n | L | m | statistics | workers | networks/s | fraction of peak |",
+        "| n | L | m | statistics | chunks computed by | networks/s | fraction of peak |",
         "|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {n} | {L} | {m} | {st} | {w} | {r:,.1f} | {f:.1%} |" for n, L, m, st, w, r, f in rows]
     if seconds:
         lines += ["", "10^6 networks of width 20 (L = 4, m = 2, every tensor), target under 60 s on 2 cores: "
-                  + ", ".join(f"{s:.1f} s with {how.replace('threads', 'a two-thread executor')}" for how, s in seconds.items()) + "."]
+                  + ", ".join(f"{s:.1f} s with {how}" for how, s in seconds.items()) + "."]
     lines += ["", "Mean NTK at equal sample count against neural-tangents `monte_carlo_kernel_fn` (target: >= 30x faster). "
               "\"draws\" is the time to draw the networks' Gaussian parameters alone with the same keys (threefry, "
               "float64): no sampler of these networks can be faster than that.", "",

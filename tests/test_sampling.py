@@ -97,8 +97,10 @@ def test_stderr_calibrated_over_200_seeds():
 
 
 def test_same_result_for_any_batch_size_and_worker_count():
-    kwargs = dict(width=5, n_networks=1000, seed=11, chunk_size=256)
-    ref = sample(SMALL, X2, **kwargs)
+    kwargs = dict(width=5, n_networks=1000, seed=11, chunk_size=256)  # four chunks
+    ref = sample(SMALL, X2, threads=1, **kwargs)
+    assert identical(ref, sample(SMALL, X2, **kwargs))  # one thread per available core
+    assert identical(ref, sample(SMALL, X2, threads=3, **kwargs))
     assert identical(ref, sample(SMALL, X2, batch_size=37, **kwargs))
     assert identical(ref, sample(SMALL, X2, batch_size=256, **kwargs))
     with ThreadPoolExecutor(3) as pool:
@@ -176,6 +178,8 @@ def test_progress_reports_networks_done():
         (dict(dtype="float16"), "dtype"),
         (dict(statistics="means"), "statistics"),
         (dict(batch_size=0), "batch_size"),
+        (dict(workers=0), "workers"),
+        (dict(threads=0), "threads"),
         (dict(infinite=ntkit.infinite_width(RELU, X3[:1])), "shape"),
         (dict(infinite=ntkit.infinite_width(RELU, X3, layers="last")), "every layer"),
     ],

@@ -63,6 +63,8 @@ def sample_command(
     seed: int = typer.Option(0, "--seed", help="Seed; network k uses the key fold_in(PRNGKey(seed), k)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Networks per compiled call (does not change the result)."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes (does not change the result)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads computing networks in this process; default: one per "
+                                          "available core (does not change the result)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Save progress here; rerun the same command to resume."),
     dtype: str = typer.Option("float64", "--dtype", help="float64 or float32 for the networks (estimates are float64)."),
@@ -96,7 +98,8 @@ def sample_command(
             bar.update(state["task"], completed=done, total=total, rate=rate)
 
         ds = sample_networks(mlp, x, hidden, networks, seed=seed, batch_size=batch_size, output_width=output_width,
-                             statistics=statistics, dtype=dtype, checkpoint=checkpoint, workers=workers, executor=executor, progress=report)
+                             statistics=statistics, dtype=dtype, checkpoint=checkpoint, workers=workers, threads=threads, executor=executor,
+                             progress=report)
     console.print(summary_table(ds))
     if out is not None:
         with user_errors():

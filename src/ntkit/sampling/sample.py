@@ -1,21 +1,23 @@
 """``ntkit.sample``: Monte-Carlo estimates of the per-layer statistics of random networks.
 
 Networks 0..N-1 are split into fixed chunks of ``chunk_size`` consecutive indices (a function of
-the problem only, never of ``batch_size`` or ``workers``). Each chunk is reduced to an
+the problem and N only, never of ``batch_size``, ``threads`` or ``workers``). Each chunk is reduced to an
 :class:`~ntkit.sampling.accumulator.Accumulator`; chunks are merged in index order, so the
-result is bit-for-bit the same however the chunks were computed: serially, by a local process
-pool (``workers > 1``) or by any ``concurrent.futures.Executor`` (e.g. a Dask cluster's
-``distributed.Client(address).get_executor()``).
+result is bit-for-bit the same however the chunks were computed: by threads of this process
+(``threads``, default one per available core: XLA runs one compiled call of small networks on
+one core), by a local process pool (``workers > 1``) or by any ``concurrent.futures.Executor``
+(e.g. a Dask cluster's ``distributed.Client(address).get_executor()``).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import time
 from collections import deque
 from itertools import islice
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +36,7 @@ __all__ = ["sample", "run_chunk", "default_chunk_size", "default_block"]
 
 MAX_CHUNK = 4096
 MAX_BLOCK = 256
+MIN_CHUNKS = 8  # runs of 16+ networks are split into at least this many chunks
 _CHUNK_FLOATS = 2**24  # accumulator temporaries per chunk (~128 MB)
 _CHUNK_FLOPS = 2e10  # about a second or two of one core per chunk
 _BLOCK_FLOATS = 2**24  # per-layer NTK matrices of one block (~128 MB)
@@ -43,21 +46,22 @@ def _floor_pow2(value: float) -> int:
     return 1 if value < 2 else 2 ** int(math.floor(math.log2(value)))
 
 
-def default_chunk_size(widths: tuple[int, ...], m: int, statistics: str = "all") -> int:
-    """Networks per chunk: a power of two in 2..4096 bounding memory and compute per chunk."""
+def default_chunk_size(widths: tuple[int, ...], m: int, n_networks: int, statistics: str = "all") -> int:
+    """Networks per chunk: a power of two in 2..4096 bounding memory and compute per chunk, and at
+    most n_networks / MIN_CHUNKS so that threads and workers have chunks to share."""
     depth = len(widths) - 1
     by_memory = _CHUNK_FLOATS / (12 * depth * m**4 + 16)
     by_time = _CHUNK_FLOPS / flops_per_network(widths, m, statistics)
-    return max(2, min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time))))
+    return max(2, min(MAX_CHUNK, _floor_pow2(min(by_memory, by_time, n_networks / MIN_CHUNKS))))
 
 
-def default_block(widths: tuple[int, ...], m: int, n_networks: int, statistics: str = "all") -> int:
-    """Networks per compiled block, fixed by the problem and n_networks (never by batch size or
-    workers): a power of two <= 256 within memory and <= n_networks / 2 (a call computes at
-    least two blocks, so small runs do not compute many discarded networks)."""
+def default_block(widths: tuple[int, ...], m: int, chunk: int, statistics: str = "all") -> int:
+    """Networks per compiled block, fixed by the problem and the chunk size (never by batch size,
+    threads or workers): a power of two <= 256 within memory and <= chunk / 2 (a call computes at
+    least two blocks, so a chunk is never padded with discarded networks)."""
     n, depth, r = max(widths[1:]), len(widths) - 1, widths[-1]
     per_network = 4 * m * m * n**2 + 16 * m**4 if statistics == "all" else 2 * m * depth * r * n + 2 * n * max(widths)
-    return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network), max(8, _floor_pow2(n_networks / 2)))
+    return min(MAX_BLOCK, _floor_pow2(_BLOCK_FLOATS / per_network), max(1, chunk // 2))
 
 
 def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int, batch_size: int, block: int,
@@ -122,6 +126,7 @@ def sample(
     checkpoint: str | Path | None = None,
     checkpoint_every: float = 5.0,
     workers: int = 1,
+    threads: int | None = None,
     executor: Executor | None = None,
     chunk_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -136,8 +141,10 @@ def sample(
     backpropagation instead of the n x n NTK recursion (same networks, same K). With
     ``infinite`` (a Dataset of K, theta, e.g. from ``ntkit.infinite_width``) the result also holds
     K1 = n (mean - K) and theta1 likewise. Network k draws its parameters from
-    ``fold_in(PRNGKey(seed), k)``: the result does not depend on ``batch_size``, ``workers`` or
-    ``executor``. ``checkpoint`` saves the merged accumulators every ``checkpoint_every`` seconds;
+    ``fold_in(PRNGKey(seed), k)``: the result does not depend on ``batch_size``, ``workers``,
+    ``threads`` or ``executor``. Chunks of networks are computed by ``threads`` threads of this
+    process (default: one per available core), by ``workers`` local processes when ``workers > 1``,
+    or by ``executor``. ``checkpoint`` saves the merged accumulators every ``checkpoint_every`` seconds;
     rerunning with the same arguments resumes there. ``progress(done, total)`` is called per chunk.
     """
     if not isinstance(mlp, MLP):
@@ -153,13 +160,14 @@ def sample(
     if seed >= 2**32:
         raise ValueError(f"seed must be < 2**32, got {seed}")
     workers = _check_int("workers", workers, 1)
+    threads = len(os.sched_getaffinity(0)) if threads is None else _check_int("threads", threads, 1)
     if statistics not in STATISTICS:
         raise ValueError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     widths = (n0, *hidden, output_width)
-    chunk = default_chunk_size(widths, m, statistics) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
-    block = default_block(widths, m, n_networks, statistics)
+    chunk = default_chunk_size(widths, m, n_networks, statistics) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
+    block = default_block(widths, m, chunk, statistics)
     batch = min(chunk, n_networks) if batch_size is None else _check_int("batch_size", batch_size, 1)
     inf = None if infinite is None else _infinite_values(infinite, mlp.depth, m)
     if executor is not None and not isinstance(executor, Executor):
@@ -191,14 +199,18 @@ def sample(
         report(bounds[done - 1][1], n_networks)
 
     todo = bounds[done:]
-    if executor is None and workers == 1:
+    problem = (spec, x, seed, batch, block, statistics)
+    if executor is not None:
+        _run_ordered(executor, problem, todo, absorb, window=4 * workers + 4)
+    elif workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            _run_ordered(pool, problem, todo, absorb, window=2 * workers)
+    elif threads > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            _run_ordered(pool, problem, todo, absorb, window=2 * threads)
+    else:
         for start, stop in todo:
             absorb(run_chunk(spec, x, seed, start, stop, batch, block, statistics))
-    elif executor is not None:
-        _run_ordered(executor, (spec, x, seed, batch, block, statistics), todo, absorb, window=4 * workers + 4)
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            _run_ordered(pool, (spec, x, seed, batch, block, statistics), todo, absorb, window=2 * workers)
 
     fan_in = np.array(widths[:-1])
     values = estimate(acc, fan_in, inf)
