@@ -1,9 +1,14 @@
 """Test configuration: float64 everywhere and loud rank promotion, so silent broadcasting fails."""
+import os
+import tempfile
+
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# a command invoked without --no-compilation-cache writes compiled programs here, not in the user's home
+os.environ["NTKIT_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "ntkit-test-compilation-cache")
 
 
 def pytest_addoption(parser):

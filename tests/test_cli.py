@@ -1,5 +1,9 @@
 """The command line: files written, values equal to the library's, one-line errors with exit code 2."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +18,22 @@ X = np.array([[1.0, -0.5, 0.3], [0.2, 1.1, -0.7], [-0.9, 0.3, 0.6]])
 
 
 def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    """Invoke the CLI in this process (without the on-disk compilation cache, which is global)."""
+    return runner.invoke(app, ["--no-compilation-cache", *(str(a) for a in args)])
+
+
+def test_commands_keep_compiled_programs_on_disk(tmp_path):
+    """Each command is a new process: its compiled programs go to NTKIT_CACHE_DIR for the next
+    one, unless --no-compilation-cache."""
+    command = [sys.executable, "-m", "ntkit.cli"]
+    kernels = ["kernels", "--activation", "gelu", "--order", "1"]
+    cache = tmp_path / "cache"
+    subprocess.run(command + kernels, env={**os.environ, "NTKIT_CACHE_DIR": str(cache)}, check=True, capture_output=True)
+    assert any(cache.iterdir())
+    unused = tmp_path / "unused"
+    subprocess.run(command + ["--no-compilation-cache"] + kernels, env={**os.environ, "NTKIT_CACHE_DIR": str(unused)},
+                   check=True, capture_output=True)
+    assert not unused.exists()
 
 
 def test_kernels_writes_the_library_result(tmp_path):
