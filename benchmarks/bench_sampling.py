@@ -66,7 +66,7 @@ def throughput(width: int, depth: int, m: int, networks: int, how: str, statisti
     """Networks per second of ``ntkit.sample`` after a warm-up of the same shapes."""
     mlp, x = _mlp(depth), _inputs(m)
     kwargs = dict(width=width, statistics=statistics, **HOW[how])
-    ntkit.sample(mlp, x, n_networks=min(networks, 4096), seed=99, **kwargs)  # compile
+    ntkit.sample(mlp, x, n_networks=networks, seed=99, **kwargs)  # compile: chunk and block sizes depend on n_networks
     if "workers" in HOW[how]:  # worker processes compile once per process: time more networks
         networks *= 2
     seconds = _timed(lambda: ntkit.sample(mlp, x, n_networks=networks, seed=0, **kwargs))

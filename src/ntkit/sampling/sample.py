@@ -205,12 +205,13 @@ def sample(
     elif workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             _run_ordered(pool, problem, todo, absorb, window=2 * workers)
-    elif threads > 1 and len(todo) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            _run_ordered(pool, problem, todo, absorb, window=2 * threads)
     else:
-        for start, stop in todo:
+        first, rest = (todo[:1], todo[1:]) if threads > 1 else (todo, [])
+        for start, stop in first:  # compiles the program once, before threads share it
             absorb(run_chunk(spec, x, seed, start, stop, batch, block, statistics))
+        if rest:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                _run_ordered(pool, problem, rest, absorb, window=2 * threads)
 
     fan_in = np.array(widths[:-1])
     values = estimate(acc, fan_in, inf)
