@@ -3,12 +3,7 @@ import typer
 
 from ..compilation_cache import default_cache_dir, enable_compilation_cache
 
-app = typer.Typer(
-    name="ntkit",
-    help="Neural tangent kernels at finite width: kernels, 1/n corrections, sampled networks, studies.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = typer.Typer(name="ntkit", no_args_is_help=True, add_completion=False)  # help: the callback's docstring
 
 
 @app.callback()
