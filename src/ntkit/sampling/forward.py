@@ -94,27 +94,38 @@ def flops_per_network(widths: tuple[int, ...], m: int, statistics: str = "all") 
 
 
 def _layer_observables(z, T):
-    """Neuron-averaged observables of one layer from z (n, m) and the NTK T[a, b, i, j] (m, m, n, n)."""
-    n = z.shape[0]
-    pairs = n * (n - 1)
-    X = z[:, :, None] * z[:, None, :]  # (n, m, m): z_{i;a} z_{i;b}
-    Y = jnp.moveaxis(jnp.diagonal(T, axis1=2, axis2=3), -1, 0)  # (n, m, m): Theta_{ii;ab}
-    SX, SY = X.sum(0), Y.sum(0)
+    """Neuron-averaged observables of one layer from z (n, m) and the NTK T[a, b, i, j] (m, m, n, n).
 
-    def pair(SA, SB, A, B):
-        return (SA[:, :, None, None] * SB[None, None, :, :] - jnp.einsum("iab,icd->abcd", A, B)) / pairs
-
+    The per-neuron products X_i = z_{i;a} z_{i;b} and Y_i = Theta_{ii;ab} are stacked as
+    S_i = (X_i, Y_i); one Gram sum_i S_i S_i^T gives every same-neuron term the i != j averages
+    subtract (XX, XY, YY), so Pzz, Pzt, Ptt, and the diagonal parts of Fo and Bo, share it.
+    """
+    n, m = z.shape
+    q, pairs = m * m, n * (n - 1)
+    X = (z[:, :, None] * z[:, None, :]).reshape(n, q)
+    Y = jnp.moveaxis(jnp.diagonal(T, axis1=2, axis2=3), -1, 0).reshape(n, q)
+    S = jnp.concatenate([X, Y], axis=1)  # (n, 2 q)
+    total = S.sum(0)
+    same = jnp.einsum("ip,iq->pq", S, S)
+    distinct = (total[:, None] * total[None, :] - same) / pairs  # (2 q, 2 q): <S_i S_j>_{i != j}
     zT = jnp.einsum("ia,cdij->acdj", z, T)
-    fo = jnp.einsum("acdj,jb->acbd", zT, z) - jnp.einsum("ia,ib,icd->acbd", z, z, Y)
-    bo = jnp.einsum("abij,cdij->acbd", T, T) - jnp.einsum("iab,icd->acbd", Y, Y)
+    fo = jnp.einsum("acdj,jb->abcd", zT, z).reshape(q, q) - same[:q, q:]
+    bo = jnp.einsum("abij,cdij->abcd", T, T).reshape(q, q) - same[q:, q:]
+
+    def four(block):
+        return block.reshape(m, m, m, m)
+
+    def acbd(block):
+        return jnp.transpose(four(block / pairs), (0, 2, 1, 3))
+
     return {
-        "Gz": SX / n,
-        "Gt": SY / n,
-        "Pzz": pair(SX, SX, X, X),
-        "Pzt": pair(SX, SY, X, Y),
-        "Ptt": pair(SY, SY, Y, Y),
-        "Fo": fo / pairs,
-        "Bo": bo / pairs,
+        "Gz": (total[:q] / n).reshape(m, m),
+        "Gt": (total[q:] / n).reshape(m, m),
+        "Pzz": four(distinct[:q, :q]),
+        "Pzt": four(distinct[:q, q:]),
+        "Ptt": four(distinct[q:, q:]),
+        "Fo": acbd(fo),
+        "Bo": acbd(bo),
     }
 
 
