@@ -36,6 +36,9 @@ A factor with a closed-form Gaussian smoothing E[f(mu + s u)] (``ntkit.activatio
 gelu and gelu') lets 3- and 4-variable expectations (order 0) integrate that variable exactly
 and use the (k-1)-variable rule on the others: cheaper and more accurate.
 
+:func:`expectations` integrates a family of products on the same covariance blocks at once:
+tuples sharing a rule share its nodes, and each (variable, function) is evaluated once.
+
 Many 2-D blocks of smooth integrands (a Gram matrix, the pair sub-problems of the first-order
 mean path) are done by Mehler's expansion instead (``ntkit.mehler``): one set of 1-D Hermite
 coefficients per distinct variance and a short series per block; it falls back to quadrature
@@ -64,7 +67,7 @@ from . import trig
 from .activations import SMOOTHED
 from .mehler import mehler_pairs
 
-__all__ = ["PiecewiseMonomial", "product", "expectation", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
+__all__ = ["PiecewiseMonomial", "product", "expectation", "expectations", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES"]
 
 SMOOTH_NODES = {1: 800, 2: 96, 3: 48, 4: 28}
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each side of a kink
@@ -218,34 +221,49 @@ def _raw_moments_from_nodes(values, u, w, order):
     return out
 
 
+def _at_nodes(family: tuple, evaluate) -> dict:
+    """{(s, f): evaluate(s, f)} for each distinct function f of each slot s of the family's tuples:
+    the tuples share the nodes, so each (slot, function) is evaluated once."""
+    return {(s, f): evaluate(s, f) for s, f in dict.fromkeys((s, f) for funcs in family for s, f in enumerate(funcs))}
+
+
 @functools.lru_cache(maxsize=None)
-def _smoothed_last_kernel(funcs: tuple, smoothed, k: int, n: int):
-    """<F> (order 0) with the last variable integrated in closed form: E[f_k(mu + s u)] = smoothed(mu, s),
+def _smoothed_last_kernel(family: tuple, k: int, n: int):
+    """<F> (order 0) with the last variable integrated in closed form: E[f_k(mu + s u)] = SMOOTHED[f_k](mu, s),
     mu = sum_(j<k) L_kj u_j, s = L_kk; tensor Gauss–Hermite over the other k - 1 variables."""
     u, w = _gauss_hermite_grid(k - 1, n)
 
     @jax.jit
     def run(chol):
         z = jnp.einsum("bij,nj->bni", chol[:, :, : k - 1], u)
-        values = smoothed(z[..., k - 1], chol[:, k - 1, k - 1][:, None])
-        for s in range(k - 1):
-            values = values * funcs[s](z[..., s])
-        return [jnp.sum(w[None] * values, axis=-1)]
+        scale = chol[:, k - 1, k - 1][:, None]
+        values = _at_nodes(family, lambda s, f: SMOOTHED[f](z[..., s], scale) if s == k - 1 else f(z[..., s]))
+        out = []
+        for funcs in family:
+            product_at_nodes = values[(k - 1, funcs[k - 1])]
+            for s in range(k - 1):
+                product_at_nodes = product_at_nodes * values[(s, funcs[s])]
+            out.append(jnp.sum(w[None] * product_at_nodes, axis=-1))
+        return out
 
     return run, n ** (k - 1)
 
 
 @functools.lru_cache(maxsize=None)
-def _smooth_kernel(funcs: tuple, k: int, n: int, order: int):
+def _smooth_kernel(family: tuple, k: int, n: int, order: int):
     u, w = _gauss_hermite_grid(k, n)
 
     @jax.jit
     def run(chol):
         z = jnp.einsum("bij,nj->bni", chol, u)
-        values = funcs[0](z[..., 0])
-        for s in range(1, k):
-            values = values * funcs[s](z[..., s])
-        return _raw_moments_from_nodes(values, u[None], w[None], order)
+        values = _at_nodes(family, lambda s, f: f(z[..., s]))
+        out = []
+        for funcs in family:
+            product_at_nodes = values[(0, funcs[0])]
+            for s in range(1, k):
+                product_at_nodes = product_at_nodes * values[(s, funcs[s])]
+            out += _raw_moments_from_nodes(product_at_nodes, u[None], w[None], order)
+        return out
 
     return run, n**k
 
@@ -285,7 +303,7 @@ def _innermost_moments(f: PiecewiseMonomial, shift, scale, qmax):
 
 
 @functools.lru_cache(maxsize=None)
-def _split_kernel(funcs: tuple, k: int, n: int, order: int):
+def _split_kernel(family: tuple, k: int, n: int, order: int):
     x, wx = (jnp.asarray(a) for a in leggauss(n))
     upper_limit = _TRUNCATION
 
@@ -306,26 +324,26 @@ def _split_kernel(funcs: tuple, k: int, n: int, order: int):
         batch = chol.shape[0]
         u = jnp.zeros((batch, 1, 0))
         weight = jnp.ones((batch, 1))
-        outer = jnp.ones((batch, 1))
+        outer = dict.fromkeys(family, jnp.ones((batch, 1)))  # the product of each tuple's outer factors
         for s in range(k - 1):
             shift = jnp.einsum("bmt,bt->bm", u, chol[:, s, :s])
             scale = chol[:, s, s][:, None]
             nodes, w = outer_level(shift, jnp.broadcast_to(scale, shift.shape))
             z_s = shift[..., None] + scale[..., None] * nodes
-            outer = (outer[..., None] * funcs[s](z_s)).reshape(batch, -1)
+            level = {f: f(z_s) for f in dict.fromkeys(funcs[s] for funcs in family)}
+            outer = {funcs: (outer[funcs][..., None] * level[funcs[s]]).reshape(batch, -1) for funcs in family}
             weight = (weight[..., None] * w).reshape(batch, -1)
             u = jnp.concatenate([jnp.repeat(u, 2 * n, axis=1), nodes.reshape(batch, -1, 1)], axis=-1)
         shift = jnp.einsum("bmt,bt->bm", u, chol[:, k - 1, : k - 1])
         scale = jnp.broadcast_to(chol[:, k - 1, k - 1][:, None], shift.shape)
-        inner = _innermost_moments(funcs[k - 1], shift, scale, order)  # list over q of (B, M)
-        wg = weight * outer
-        return _moments_with_closed_inner(wg, u, inner, k, order)
+        inner = {f: _innermost_moments(f, shift, scale, order) for f in dict.fromkeys(funcs[k - 1] for funcs in family)}
+        return [m for funcs in family for m in _moments_with_closed_inner(weight * outer[funcs], u, inner[funcs[k - 1]], k, order)]
 
     return run, (2 * n) ** (k - 1)
 
 
 @functools.lru_cache(maxsize=None)
-def _polar_kernel(funcs: tuple, n: int, order: int):
+def _polar_kernel(family: tuple, n: int, order: int):
     """k = 2 piecewise monomials: exact radial chi moments, Gauss–Legendre on the angular arcs.
 
     F(L u) is positively homogeneous of degree p = sum of powers, so with u = r (cos t, sin t)
@@ -334,8 +352,7 @@ def _polar_kernel(funcs: tuple, n: int, order: int):
     (nearly collinear samples), so every arc carries a trigonometric polynomial.
     """
     x, wx = (jnp.asarray(a) for a in leggauss(n))
-    degree = sum(f.power for f in funcs)
-    radial = {q: 2.0 ** (q / 2) * math.gamma(1 + q / 2) for q in range(degree, degree + 5)}
+    radial = {q: 2.0 ** (q / 2) * math.gamma(1 + q / 2) for funcs in family for q in range(_degree(funcs), _degree(funcs) + 5)}
 
     @jax.jit
     def run(chol):
@@ -348,12 +365,20 @@ def _polar_kernel(funcs: tuple, n: int, order: int):
         weights = (half[:, :, None] * wx[None, None, :]).reshape(batch, -1) / (2 * jnp.pi)
         omega = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=-1)
         z = jnp.einsum("bij,bnj->bni", chol, omega)
-        values = funcs[0](z[..., 0]) * funcs[1](z[..., 1])
-        moments = _raw_moments_from_nodes(values, omega, weights, order)
-        scales = [radial[degree]] + [radial[degree + r] for r in (1, 2, 4) if order >= r]
-        return [m * c for m, c in zip(moments, scales)]
+        values = _at_nodes(family, lambda s, f: f(z[..., s]))
+        out = []
+        for funcs in family:
+            moments = _raw_moments_from_nodes(values[(0, funcs[0])] * values[(1, funcs[1])], omega, weights, order)
+            degree = _degree(funcs)
+            scales = [radial[degree]] + [radial[degree + r] for r in (1, 2, 4) if order >= r]
+            out += [m * c for m, c in zip(moments, scales)]
+        return out
 
     return run, 5 * n
+
+
+def _degree(funcs: tuple) -> int:
+    return sum(f.power for f in funcs)
 
 
 def _moments_with_closed_inner(wg, u_outer, inner, k, order):
@@ -419,54 +444,96 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
     2-D smooth integrands, whose Mehler series stays exact for perfectly (anti)correlated samples.
     """
     funcs = tuple(funcs)
-    cov = np.asarray(cov, dtype=np.float64)
     k = len(funcs)
-    if not 1 <= k <= 4:
-        raise ValueError(f"expectation takes 1 to 4 functions, got {k}")
-    if cov.shape[-2:] != (k, k):
-        raise ValueError(f"cov must have shape (..., {k}, {k}) for {k} functions, got {cov.shape}")
     if derivative_order not in (0, 1, 2, 4):
         raise ValueError(f"derivative_order must be 0, 1, 2 or 4, got {derivative_order}")
-    if not np.all(np.isfinite(cov)):
-        raise ValueError("cov contains NaN or inf")
-    diag = np.diagonal(cov, axis1=-2, axis2=-1)
-    if np.any(diag < -1e-12 * np.maximum(1.0, np.abs(diag).max(initial=0.0))):
-        raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
-    batch_shape = cov.shape[:-2]
-    flat = cov.reshape((-1, k, k))
+    flat, batch_shape = _checked_blocks(cov, k)
     if k == 1 and flat.shape[0] > 1:  # many blocks share a variance (one per input, not per pair)
         variances, inverse = np.unique(flat[:, 0, 0], return_inverse=True)
         if variances.size < flat.shape[0]:
             unique = expectation(funcs, variances[:, None, None], derivative_order, nodes)
             return unique[inverse.reshape(-1)].reshape(batch_shape + (1,) * derivative_order)
-    split = all(isinstance(f, PiecewiseMonomial) for f in funcs)
-    if k == 2 and not split and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
+    if k == 2 and _rule(funcs, derivative_order) == ("smooth",) and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
         result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)  # exact also at rho = +-1
         if result is not None:
             return result.reshape(batch_shape + (k,) * derivative_order)
-    chol = safe_cholesky(flat)
-    if derivative_order > 0:
-        _require_nonsingular(flat, chol)
-    if split and k == 2:
-        run, per_cov = _polar_kernel(funcs, nodes or SPLIT_NODES, derivative_order)
-    elif split:
-        run, per_cov = _split_kernel(funcs, k, nodes or SPLIT_NODES, derivative_order)
-    elif derivative_order == 0 and k >= 3 and any(f in SMOOTHED for f in funcs):
-        last = max(i for i, f in enumerate(funcs) if f in SMOOTHED)  # <F> is symmetric under relabelling
-        perm = [i for i in range(k) if i != last] + [last]
+    (result,) = _quadrature((funcs,), flat, derivative_order, nodes)
+    return result.reshape(batch_shape + (k,) * derivative_order)
+
+
+def expectations(family: Sequence[Sequence[Callable]], cov, nodes: int | None = None) -> np.ndarray:
+    """<F> for every tuple F = (f_1, ..., f_k) of ``family`` under each cov (..., k, k): shape (..., len(family)).
+
+    Equal to stacking :func:`expectation` over the tuples, but the tuples integrated by the same
+    rule share its nodes and each distinct (variable, function) is evaluated once per node (the
+    first-order tables ask for every assignment of sigma and sigma' to the same four samples).
+    """
+    family = [tuple(funcs) for funcs in family]
+    k = len(family[0]) if family else 0
+    if not family or any(len(funcs) != k for funcs in family):
+        raise ValueError("expectations takes a non-empty family of tuples of equally many functions")
+    flat, batch_shape = _checked_blocks(cov, k)
+    if k <= 2:  # one- and two-variable shortcuts (shared variances, Mehler series) are per function
+        return np.stack([expectation(funcs, cov, nodes=nodes) for funcs in family], -1)
+    by_rule: dict[tuple, list[tuple]] = {}
+    for funcs in dict.fromkeys(family):
+        by_rule.setdefault(_rule(funcs, 0), []).append(funcs)
+    values = {}
+    for members in by_rule.values():
+        values.update(zip(members, _quadrature(tuple(members), flat, 0, nodes)))
+    return np.stack([values[funcs] for funcs in family], -1).reshape(batch_shape + (len(family),))
+
+
+def _checked_blocks(cov, k: int) -> tuple[np.ndarray, tuple]:
+    """cov (..., k, k) validated (finite, no negative variance) and flattened to (B, k, k), with its batch shape."""
+    cov = np.asarray(cov, dtype=np.float64)
+    if not 1 <= k <= 4:
+        raise ValueError(f"expectation takes 1 to 4 functions, got {k}")
+    if cov.shape[-2:] != (k, k):
+        raise ValueError(f"cov must have shape (..., {k}, {k}) for {k} functions, got {cov.shape}")
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("cov contains NaN or inf")
+    diag = np.diagonal(cov, axis1=-2, axis2=-1)
+    if np.any(diag < -1e-12 * np.maximum(1.0, np.abs(diag).max(initial=0.0))):
+        raise ValueError(f"cov has a negative variance (min diagonal {diag.min():.3g})")
+    return cov.reshape((-1, k, k)), cov.shape[:-2]
+
+
+def _rule(funcs: tuple, order: int) -> tuple:
+    """The quadrature rule of an integrand: ("polar",), ("split",), ("smoothed", last variable) or ("smooth",)."""
+    k = len(funcs)
+    if all(isinstance(f, PiecewiseMonomial) for f in funcs):
+        return ("polar",) if k == 2 else ("split",)
+    if order == 0 and k >= 3 and any(f in SMOOTHED for f in funcs):
+        return ("smoothed", max(i for i, f in enumerate(funcs) if f in SMOOTHED))  # <F> is symmetric under relabelling
+    return ("smooth",)
+
+
+def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None) -> list[np.ndarray]:
+    """Results (B,) + (k,) * order of every tuple of ``family`` (all of one :func:`_rule`) on the blocks ``flat``."""
+    k = len(family[0])
+    rule = _rule(family[0], order)
+    if rule[0] == "smoothed":
+        perm = [i for i in range(k) if i != rule[1]] + [rule[1]]
         chol = safe_cholesky(flat[:, perm][:, :, perm])
-        ordered = tuple(funcs[i] for i in perm)
-        run, per_cov = _smoothed_last_kernel(ordered, SMOOTHED[funcs[last]], k, nodes or SMOOTH_NODES[k - 1])
+        run, per_cov = _smoothed_last_kernel(tuple(tuple(funcs[i] for i in perm) for funcs in family), k, nodes or SMOOTH_NODES[k - 1])
     else:
-        run, per_cov = _smooth_kernel(funcs, k, nodes or SMOOTH_NODES[k], derivative_order)
-    moments = _run_chunked(run, chol, per_cov)
-    if derivative_order == 0:
-        result = moments[0]
-    else:
-        hermite = _hermite_in_whitened(moments, k, derivative_order)
-        chol_inv_t = np.swapaxes(np.linalg.inv(chol), -1, -2)
-        result = _to_sample_coordinates(hermite, jnp.asarray(chol_inv_t), derivative_order)
-    return np.asarray(result).reshape(batch_shape + (k,) * derivative_order)
+        chol = safe_cholesky(flat)
+        if order > 0:
+            _require_nonsingular(flat, chol)
+        if rule[0] == "polar":
+            run, per_cov = _polar_kernel(family, nodes or SPLIT_NODES, order)
+        elif rule[0] == "split":
+            run, per_cov = _split_kernel(family, k, nodes or SPLIT_NODES, order)
+        else:
+            run, per_cov = _smooth_kernel(family, k, nodes or SMOOTH_NODES[k], order)
+    moments = _run_chunked(run, chol, per_cov * len(family))
+    count = len(moments) // len(family)  # moments per tuple
+    if order == 0:
+        return [np.asarray(moments[t * count]) for t in range(len(family))]
+    chol_inv_t = jnp.asarray(np.swapaxes(np.linalg.inv(chol), -1, -2))
+    return [np.asarray(_to_sample_coordinates(_hermite_in_whitened(moments[t * count : (t + 1) * count], k, order), chol_inv_t, order))
+            for t in range(len(family))]
 
 
 def _require_nonsingular(cov, chol):

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from ..activations import Activation
-from ..gaussian import expectation, product
+from ..gaussian import expectation, expectations, product
 from .tables import integrands
 
 __all__ = ["LayerTables", "layer_tables"]
@@ -56,53 +56,48 @@ def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True,
     for name, (f, g, order) in {"A2": (sigma, sigma, 2), "A4": (sigma, sigma, 4), "B2": (dsigma, dsigma, 2),
                                 "B4": (dsigma, dsigma, 4), "C": (sigma, dsigma, 1)}.items():
         stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch, P, P) + (P,) * order)
+    four = [(sigma,) * 4, (sigma, sigma, dsigma, dsigma)] + ([(dsigma,) * 4] if with_q else [])
+    M, N, *Q = moment_tables(four, K, nodes)
     return LayerTables(
-        S=moment_table((sigma, sigma), K, nodes),
-        P=moment_table((dsigma, dsigma), K, nodes),
-        M=moment_table((sigma,) * 4, K, nodes),
-        N=moment_table((sigma, sigma, dsigma, dsigma), K, nodes),
-        Q=moment_table((dsigma,) * 4, K, nodes) if with_q else None,
+        S=moment_tables([(sigma, sigma)], K, nodes)[0],
+        P=moment_tables([(dsigma, dsigma)], K, nodes)[0],
+        M=M,
+        N=N,
+        Q=Q[0] if with_q else None,
         **stein,
     )
 
 
-def moment_table(slot_funcs: tuple, K: np.ndarray, nodes: int | None = None) -> np.ndarray:
-    """T[b, a1..ar] = <f_1(z_a1) ... f_r(z_ar)> under N(0, K[b]) for every sample tuple.
+def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None = None) -> list[np.ndarray]:
+    """For each slot_funcs (f_1..f_r): T[b, a1..ar] = <f_1(z_a1) ... f_r(z_ar)> under N(0, K[b]) for every sample tuple.
 
-    Tuples that are equal as multisets of (sample, function) share one integral; tuples whose
-    per-sample functions agree are integrated in one batched call.
+    Tuples that are equal as multisets of (sample, function) share one integral. Each integral
+    is taken over its distinct samples, with the product of the functions each sample carries;
+    all integrals on the same sample sets are done in one :func:`~ntkit.gaussian.expectations`
+    call (e.g. M, N and Q on four distinct samples: eight products at the same nodes).
     """
     batch, P, _ = K.shape
-    r = len(slot_funcs)
-    slot_ids = _function_ids(slot_funcs)
-    keys: dict[tuple, list[int]] = {}
-    for flat, idx in enumerate(itertools.product(range(P), repeat=r)):
-        keys.setdefault(tuple(sorted(zip(idx, slot_ids))), []).append(flat)
+    rank = {f: i for i, f in enumerate(dict.fromkeys(f for slot_funcs in slot_funcs_list for f in slot_funcs))}
+    needed: dict[tuple, dict[tuple, list[tuple[int, int]]]] = {}  # samples -> per-sample functions -> (table, flat index)
+    for table, slot_funcs in enumerate(slot_funcs_list):
+        for flat, idx in enumerate(itertools.product(range(P), repeat=len(slot_funcs))):
+            samples = tuple(sorted(set(idx)))
+            funcs = tuple(product(*sorted((f for a, f in zip(idx, slot_funcs) if a == s), key=rank.get)) for s in samples)
+            needed.setdefault(samples, {}).setdefault(funcs, []).append((table, flat))
 
-    groups: dict[tuple, list[tuple]] = {}
-    for key in keys:
-        samples = sorted({s for s, _ in key})
-        funcs = tuple(product(*[slot_funcs[slot_ids.index(f)] for s2, f in key if s2 == s]) for s in samples)
-        groups.setdefault(funcs, []).append((key, samples))
+    families: dict[tuple, list[tuple]] = {}  # sample sets needing the same products share a call
+    for samples, wanted in needed.items():
+        families.setdefault(tuple(wanted), []).append(samples)
 
-    table = np.empty((batch, P**r))
-    for funcs, members in groups.items():
-        sample_sets = np.array([samples for _, samples in members])  # (n_keys, k)
-        blocks = K[:, sample_sets[:, :, None], sample_sets[:, None, :]]  # (batch, n_keys, k, k)
-        values = expectation(funcs, blocks, nodes=nodes)
-        for j, (key, _) in enumerate(members):
-            table[:, keys[key]] = values[:, j : j + 1]
-    return table.reshape((batch,) + (P,) * r)
-
-
-def _function_ids(slot_funcs: tuple) -> list[int]:
-    distinct: list = []
-    ids = []
-    for f in slot_funcs:
-        if f not in distinct:
-            distinct.append(f)
-        ids.append(distinct.index(f))
-    return ids
+    tables = [np.empty((batch, P ** len(slot_funcs))) for slot_funcs in slot_funcs_list]
+    for family, sample_sets in families.items():
+        sets = np.array(sample_sets)  # (n_sets, k)
+        values = expectations(family, K[:, sets[:, :, None], sets[:, None, :]], nodes=nodes)  # (batch, n_sets, len(family))
+        for j, samples in enumerate(sample_sets):
+            for t, funcs in enumerate(family):
+                for table, flat in needed[samples][funcs]:
+                    tables[table][:, flat] = values[:, j, t]
+    return [table.reshape((batch,) + (P,) * len(slot_funcs)) for table, slot_funcs in zip(tables, slot_funcs_list)]
 
 
 def stein_table(f, g, K: np.ndarray, order: int, nodes: int | None = None) -> np.ndarray:
