@@ -14,6 +14,7 @@ derivative index is one of the samples of the function.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -77,6 +78,19 @@ def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None
     call (e.g. M, N and Q on four distinct samples: eight products at the same nodes).
     """
     batch, P, _ = K.shape
+    slot_funcs_list = tuple(tuple(slot_funcs) for slot_funcs in slot_funcs_list)
+    tables = [np.empty((batch, P ** len(slot_funcs))) for slot_funcs in slot_funcs_list]
+    for family, sets, scatter in _moment_plan(slot_funcs_list, P):
+        values = expectations(family, K[:, sets[:, :, None], sets[:, None, :]], nodes=nodes)  # (batch, n_sets, len(family))
+        for table, (flat, set_index, member) in scatter.items():
+            tables[table][:, flat] = values[:, set_index, member]
+    return [table.reshape((batch,) + (P,) * len(slot_funcs)) for table, slot_funcs in zip(tables, slot_funcs_list)]
+
+
+@functools.lru_cache(maxsize=64)
+def _moment_plan(slot_funcs_list: tuple, P: int) -> list[tuple]:
+    """(family, sample sets (n_sets, k), {table: (flat entries, their set, their family member)}) per call of
+    :func:`moment_tables`: the bookkeeping depends on the functions and P only, not on K."""
     rank = {f: i for i, f in enumerate(dict.fromkeys(f for slot_funcs in slot_funcs_list for f in slot_funcs))}
     needed: dict[tuple, dict[tuple, list[tuple[int, int]]]] = {}  # samples -> per-sample functions -> (table, flat index)
     for table, slot_funcs in enumerate(slot_funcs_list):
@@ -89,15 +103,16 @@ def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None
     for samples, wanted in needed.items():
         families.setdefault(tuple(wanted), []).append(samples)
 
-    tables = [np.empty((batch, P ** len(slot_funcs))) for slot_funcs in slot_funcs_list]
+    plan = []
     for family, sample_sets in families.items():
-        sets = np.array(sample_sets)  # (n_sets, k)
-        values = expectations(family, K[:, sets[:, :, None], sets[:, None, :]], nodes=nodes)  # (batch, n_sets, len(family))
+        entries: dict[int, list[tuple[int, int, int]]] = {}
         for j, samples in enumerate(sample_sets):
             for t, funcs in enumerate(family):
                 for table, flat in needed[samples][funcs]:
-                    tables[table][:, flat] = values[:, j, t]
-    return [table.reshape((batch,) + (P,) * len(slot_funcs)) for table, slot_funcs in zip(tables, slot_funcs_list)]
+                    entries.setdefault(table, []).append((flat, j, t))
+        scatter = {table: tuple(np.array(column) for column in zip(*rows)) for table, rows in entries.items()}
+        plan.append((family, np.array(sample_sets), scatter))
+    return plan
 
 
 def stein_table(f, g, K: np.ndarray, order: int, nodes: int | None = None) -> np.ndarray:
