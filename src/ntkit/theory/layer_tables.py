@@ -52,21 +52,14 @@ def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True,
     ``with_q=False`` leaves Q out (``None``): only the NTK variance tensors A and B need it.
     """
     sigma, dsigma = integrands(activation)
-    batch, P, _ = K.shape
+    batch, samples, _ = K.shape
     stein = {}
     for name, (f, g, order) in {"A2": (sigma, sigma, 2), "A4": (sigma, sigma, 4), "B2": (dsigma, dsigma, 2),
                                 "B4": (dsigma, dsigma, 4), "C": (sigma, dsigma, 1)}.items():
-        stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch, P, P) + (P,) * order)
-    four = [(sigma,) * 4, (sigma, sigma, dsigma, dsigma)] + ([(dsigma,) * 4] if with_q else [])
-    M, N, *Q = moment_tables(four, K, nodes)
-    return LayerTables(
-        S=moment_tables([(sigma, sigma)], K, nodes)[0],
-        P=moment_tables([(dsigma, dsigma)], K, nodes)[0],
-        M=M,
-        N=N,
-        Q=Q[0] if with_q else None,
-        **stein,
-    )
+        stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch,) + (samples,) * (order + 2))
+    slot_funcs = [(sigma, sigma), (dsigma, dsigma), (sigma,) * 4, (sigma, sigma, dsigma, dsigma)] + ([(dsigma,) * 4] if with_q else [])
+    S, P, M, N, *Q = moment_tables(slot_funcs, K, nodes)
+    return LayerTables(S=S, P=P, M=M, N=N, Q=Q[0] if with_q else None, **stein)
 
 
 def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None = None) -> list[np.ndarray]:
