@@ -433,7 +433,7 @@ def test_expectations_of_a_family_equal_one_at_a_time(name):
     make, k = FAMILIES[name]
     family = make()
     covs = np.stack([_psd(4, np.cos(np.arange(16) + shift), 0.2)[:k, :k] * 0.8 for shift in range(3)])
-    together = expectations(family, covs)
+    together = np.stack(expectations(family, covs), -1)
     assert together.shape == (3, len(family))
     for t, funcs in enumerate(family):
         np.testing.assert_allclose(together[:, t], expectation(funcs, covs), rtol=1e-13, atol=1e-15)
@@ -445,6 +445,22 @@ def test_expectations_of_a_family_equal_one_at_a_time(name):
             np.testing.assert_allclose(together[:, t], covs[:, 0, 1] * covs[:, 2, 2] + 2 * covs[:, 0, 2] * covs[:, 1, 2], rtol=1e-10)
         if funcs == (jnp.cos,) * 3:
             np.testing.assert_allclose(together[:, t], [_cos_product(c) for c in covs], rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_stein_forms_of_a_family_equal_one_at_a_time(order):
+    """Derivative forms share the nodes too: one variable (repeated variances), and three."""
+    from ntkit.activations import get_activation
+
+    act = get_activation("gelu")
+    s, d = act.fn, act.derivative(1)
+    one_d = np.array([0.5, 1.7, 0.5, 3.0])[:, None, None]
+    for family, cov in (([(product(s, s),), (product(d, d),), (product(s, d),)], one_d),
+                        ([(RELU, STEP, RELU), (STEP, STEP, RELU)], _psd(3, np.cos(np.arange(9)), 0.3))):
+        together = expectations(family, cov, order)
+        for funcs, values in zip(family, together):
+            np.testing.assert_allclose(values, expectation(funcs, cov, order), rtol=1e-13, atol=1e-15)
+            assert values.shape == cov.shape[:-2] + (cov.shape[-1],) * order
 
 
 def test_expectations_reject_mixed_or_empty_families():

@@ -443,45 +443,42 @@ def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes
     a non-singular cov and raise ``ValueError`` naming the offending block otherwise — except
     2-D smooth integrands, whose Mehler series stays exact for perfectly (anti)correlated samples.
     """
-    funcs = tuple(funcs)
-    k = len(funcs)
-    if derivative_order not in (0, 1, 2, 4):
-        raise ValueError(f"derivative_order must be 0, 1, 2 or 4, got {derivative_order}")
-    flat, batch_shape = _checked_blocks(cov, k)
-    if k == 1 and flat.shape[0] > 1:  # many blocks share a variance (one per input, not per pair)
-        variances, inverse = np.unique(flat[:, 0, 0], return_inverse=True)
-        if variances.size < flat.shape[0]:
-            unique = expectation(funcs, variances[:, None, None], derivative_order, nodes)
-            return unique[inverse.reshape(-1)].reshape(batch_shape + (1,) * derivative_order)
-    if k == 2 and _rule(funcs, derivative_order) == ("smooth",) and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
-        result = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)  # exact also at rho = +-1
-        if result is not None:
-            return result.reshape(batch_shape + (k,) * derivative_order)
-    (result,) = _quadrature((funcs,), flat, derivative_order, nodes)
-    return result.reshape(batch_shape + (k,) * derivative_order)
+    return expectations([funcs], cov, derivative_order, nodes)[0]
 
 
-def expectations(family: Sequence[Sequence[Callable]], cov, nodes: int | None = None) -> np.ndarray:
-    """<F> for every tuple F = (f_1, ..., f_k) of ``family`` under each cov (..., k, k): shape (..., len(family)).
+def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: int = 0, nodes: int | None = None) -> list[np.ndarray]:
+    """:func:`expectation` of every tuple (f_1, ..., f_k) of ``family`` on the same covariances, as a list.
 
-    Equal to stacking :func:`expectation` over the tuples, but the tuples integrated by the same
-    rule share its nodes and each distinct (variable, function) is evaluated once per node (the
-    first-order tables ask for every assignment of sigma and sigma' to the same four samples).
+    From three variables on, tuples integrated by the same rule share its nodes and each distinct
+    (variable, function) is evaluated once per node: the first-order tables ask for every
+    assignment of sigma and sigma' to the same four samples (on one or two variables a shared
+    kernel measured slower than one kernel per tuple).
     """
     family = [tuple(funcs) for funcs in family]
     k = len(family[0]) if family else 0
     if not family or any(len(funcs) != k for funcs in family):
         raise ValueError("expectations takes a non-empty family of tuples of equally many functions")
+    if derivative_order not in (0, 1, 2, 4):
+        raise ValueError(f"derivative_order must be 0, 1, 2 or 4, got {derivative_order}")
     flat, batch_shape = _checked_blocks(cov, k)
-    if k <= 2:  # one- and two-variable shortcuts (shared variances, Mehler series) are per function
-        return np.stack([expectation(funcs, cov, nodes=nodes) for funcs in family], -1)
-    by_rule: dict[tuple, list[tuple]] = {}
+    shape = batch_shape + (k,) * derivative_order
+    if k == 1 and flat.shape[0] > 1:  # many blocks share a variance (one per input, not per pair)
+        variances, inverse = np.unique(flat[:, 0, 0], return_inverse=True)
+        if variances.size < flat.shape[0]:
+            unique = expectations(family, variances[:, None, None], derivative_order, nodes)
+            return [values[inverse.reshape(-1)].reshape(shape) for values in unique]
+    results, by_rule = {}, {}
     for funcs in dict.fromkeys(family):
-        by_rule.setdefault(_rule(funcs, 0), []).append(funcs)
-    values = {}
+        rule = _rule(funcs, derivative_order)
+        if k == 2 and rule == ("smooth",) and flat.shape[0] >= MEHLER_MIN_BLOCKS and nodes is None:
+            series = mehler_pairs(funcs[0], funcs[1], flat, derivative_order)  # exact also at rho = +-1
+            if series is not None:
+                results[funcs] = series
+                continue
+        by_rule.setdefault(rule if k >= 3 else (rule, funcs), []).append(funcs)  # sharing pays off from 3 variables on
     for members in by_rule.values():
-        values.update(zip(members, _quadrature(tuple(members), flat, 0, nodes)))
-    return np.stack([values[funcs] for funcs in family], -1).reshape(batch_shape + (len(family),))
+        results.update(zip(members, _quadrature(tuple(members), flat, derivative_order, nodes)))
+    return [results[funcs].reshape(shape) for funcs in family]
 
 
 def _checked_blocks(cov, k: int) -> tuple[np.ndarray, tuple]:

@@ -161,16 +161,17 @@ def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
     return result
 
 
-def coefficient_tables(series, variances: np.ndarray):
+def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = None):
     """Hermite coefficients of every function of ``series`` at every variance, long enough for all.
 
     ``series``: (f, g, order) triples to be summed by :func:`gram_rows` or
     :func:`pair_series`; returns ({f: table (m, terms + max order)}, terms), doubling ``terms`` from
-    96 until each series passes the tail test, or ``None`` beyond ``MAX_TERMS``.
+    ``first_terms`` (default 96; e.g. the length the previous layer needed) until each series
+    passes the tail test, or ``None`` beyond ``MAX_TERMS``.
     """
     variances = np.asarray(variances, dtype=np.float64)
     top = max(order for _, _, order in series)
-    terms = _FIRST_TERMS
+    terms = min(first_terms or _FIRST_TERMS, MAX_TERMS)
     while True:
         tables = {}
         for f, g, _ in series:

@@ -74,7 +74,7 @@ def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None
     slot_funcs_list = tuple(tuple(slot_funcs) for slot_funcs in slot_funcs_list)
     tables = [np.empty((batch, P ** len(slot_funcs))) for slot_funcs in slot_funcs_list]
     for family, sets, scatter in _moment_plan(slot_funcs_list, P):
-        values = expectations(family, K[:, sets[:, :, None], sets[:, None, :]], nodes=nodes)  # (batch, n_sets, len(family))
+        values = np.stack(expectations(family, K[:, sets[:, :, None], sets[:, None, :]], nodes=nodes), -1)  # (batch, n_sets, len(family))
         for table, (flat, set_index, member) in scatter.items():
             tables[table][:, flat] = values[:, set_index, member]
     return [table.reshape((batch,) + (P,) * len(slot_funcs)) for table, slot_funcs in zip(tables, slot_funcs_list)]

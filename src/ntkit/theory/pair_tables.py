@@ -54,8 +54,10 @@ class PairTables:
     every layer and chunk of the same shape).
     """
 
-    def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None):
+    def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None,
+                 first_terms: int | None = None):
         self.activation, self.K, self.with_stein, self.nodes = activation, K, with_stein, nodes
+        self.terms = None  # Mehler series length (tables on the series path only); ``first_terms`` is where its search starts
         sigma, dsigma = integrands(activation)
         var = np.diagonal(K).copy()
         piecewise = isinstance(sigma, PiecewiseMonomial)
@@ -88,7 +90,7 @@ class PairTables:
             self.data = {name: jnp.asarray(value) for name, value in data.items()}
             self.structure, self.profile = _Structure(tuple(spec), with_stein, closed, piecewise=True), None
             return
-        found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var)
+        found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var, first_terms)
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
             self.generic = True
             return
