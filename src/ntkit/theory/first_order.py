@@ -262,11 +262,11 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     ia, ib = (np.pad(i[order], (0, filled - ia.size), mode="edge") for i in (ia, ib))
     zero2, zero4 = np.zeros((filled, 2, 2)), np.zeros((filled,) + (2,) * 4)
     state = [zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()]  # K1, theta1, V, D, F of each pair
-    terms = None  # the previous layer's series length: where the next layer's search starts
+    table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
-        source = PairTables(mlp.activation, kernels[0], with_stein=layer > 2, nodes=nodes, first_terms=terms)  # layer 1 is exactly Gaussian
-        terms = source.terms or terms
+        source = PairTables(mlp.activation, kernels[0], with_stein=layer > 2, nodes=nodes, first_terms=table_length)  # layer 1 is exactly Gaussian
+        table_length = source.terms or table_length
         h, ratio = _hyper(mlp, layer), r[layer - 2]
         rho = np.abs(pair_correlations(kernels[0], ia, ib))
         for start in range(0, filled, chunk):
