@@ -428,8 +428,10 @@ FAMILIES = {
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_expectations_of_a_family_equal_one_at_a_time(name):
-    """Sharing the nodes among the tuples of a family changes nothing but round-off; the members
-    with a closed form (Isserlis for z^4 and z z z^2, cosine products) hold to quadrature accuracy."""
+    """Sharing the nodes among the tuples of a family (three or four variables) changes nothing but
+    round-off, and every member lands in its own place (also for two variables, integrated one by
+    one); the members with a closed form (Isserlis for z^4 and z z z^2, cosine products) hold to
+    quadrature accuracy."""
     make, k = FAMILIES[name]
     family = make()
     covs = np.stack([_psd(4, np.cos(np.arange(16) + shift), 0.2)[:k, :k] * 0.8 for shift in range(3)])
@@ -449,7 +451,8 @@ def test_expectations_of_a_family_equal_one_at_a_time(name):
 
 @pytest.mark.parametrize("order", [1, 2, 4])
 def test_stein_forms_of_a_family_equal_one_at_a_time(order):
-    """Derivative forms share the nodes too: one variable (repeated variances), and three."""
+    """Derivative forms: three variables share the nodes; with one variable (repeated variances,
+    integrated one by one) every member lands in its own place with its own shape."""
     from ntkit.activations import get_activation
 
     act = get_activation("gelu")

@@ -42,6 +42,13 @@ _CHUNK_FLOPS = 2e10  # about a second or two of one core per chunk
 _BLOCK_FLOATS = 2**24  # per-layer NTK matrices of one block (~128 MB)
 
 
+def _available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one, as on Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _floor_pow2(value: float) -> int:
     return 1 if value < 2 else 2 ** int(math.floor(math.log2(value)))
 
@@ -160,7 +167,7 @@ def sample(
     if seed >= 2**32:
         raise ValueError(f"seed must be < 2**32, got {seed}")
     workers = _check_int("workers", workers, 1)
-    threads = len(os.sched_getaffinity(0)) if threads is None else _check_int("threads", threads, 1)
+    threads = _available_cores() if threads is None else _check_int("threads", threads, 1)
     if statistics not in STATISTICS:
         raise ValueError(f"statistics must be one of {sorted(STATISTICS)}, got {statistics!r}")
     if dtype not in ("float64", "float32"):
