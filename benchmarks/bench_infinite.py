@@ -200,13 +200,13 @@ def report(rows: list[dict], tanh: dict | None) -> str:
         "near the floor. Targets: ntkit/nt time <= 1.0 (relu, erf), <= 1/3 (gelu), <= 1/100 (tanh); "
         f"N = 4096 under {MEMORY_TARGET_MIB:.0f} MiB.",
         "",
-        "| activation | N | ntkit (s) | neural-tangents (s) | ntkit / nt | ntkit peak (MiB) | nt peak (MiB) | difference: elementwise / normwise | time target met |",
+        "| activation | N | ntkit (ms) | neural-tangents (ms) | ntkit / nt | ntkit peak (MiB) | nt peak (MiB) | difference: elementwise / normwise | time target met |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = r["ntkit_s"] / r["nt_s"]
         lines.append(
-            f"| {r['activation']} | {r['n']} | {r['ntkit_s']:.3f} | {r['nt_s']:.3f} | {ratio:.2f} | {r['ntkit_mib']:.0f} | {r['nt_mib']:.0f} "
+            f"| {r['activation']} | {r['n']} | {1e3 * r['ntkit_s']:.3g} | {1e3 * r['nt_s']:.3g} | {ratio:.2f} | {r['ntkit_mib']:.0f} | {r['nt_mib']:.0f} "
             f"| {r['error']:.1e} / {r['normwise']:.1e} | {_met(ratio <= TARGET_RATIO[r['activation']])} |"
         )
     big = [r for r in rows if r["n"] == max(SIZES)]

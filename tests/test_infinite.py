@@ -186,13 +186,14 @@ def test_layers_selection():
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
-@pytest.mark.parametrize("m", [21, 32])  # row blocks of 8, 8 and 5; four of 8
-def test_closed_form_paths_agree(activation, m, monkeypatch):
+@pytest.mark.parametrize("m, n_0", [(21, 5), (32, 5), (7, 7)])  # row blocks of 8, 8 and 5; four of 8; one
+def test_closed_form_paths_agree(activation, m, n_0, monkeypatch):
     """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
     of rows through numpy arrays when they are large; both give the same numbers, exactly
-    symmetric, for every selection of layers."""
+    symmetric, for every selection of layers (also for the 7 x 7 inputs, whose Gram x x^T from
+    JAX's own dot is not exactly symmetric)."""
     mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
-    x = np.random.default_rng(3).normal(size=(m, 5))
+    x = np.random.default_rng(3).normal(size=(m, n_0))
     x[4] = x[1]  # a duplicate input
     selections = ("all", "last", [1, 3], [2])
     whole = {str(layers): infinite_width(mlp, x, layers=layers) for layers in selections}
@@ -204,7 +205,7 @@ def test_closed_form_paths_agree(activation, m, monkeypatch):
         for name in ("K", "theta"):
             np.testing.assert_allclose(blocks[name].values, expected[name].values, rtol=1e-14, atol=1e-15)
             np.testing.assert_allclose(whole[str(layers)][name].values, expected[name].values, rtol=1e-14, atol=1e-15)
-            for gram in blocks[name].values:
+            for gram in [*blocks[name].values, *whole[str(layers)][name].values]:
                 np.testing.assert_array_equal(gram, gram.T)
                 np.testing.assert_array_equal(gram[4], gram[1])
 

@@ -209,7 +209,7 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     r = _ratios(mlp, widths)
     unique, inverse = np.unique(x, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    full_kernels = [(K, th) for _, K, th in layer_kernels(mlp, unique, nodes=nodes)]
+    full_kernels = layer_kernels(mlp, unique, nodes=nodes)
 
     if tensors == "all":
         if unique.shape[0] > MAX_FULL_SAMPLES:

@@ -10,8 +10,7 @@ b_std)`` layer is the case c_w = lambda_w = W_std^2, c_b = lambda_b = b_std^2.
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,48 +23,68 @@ from .tables import pair_rows
 
 ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
-WHOLE_MATRIX_ENTRIES = 2**18  # up to m^2 this large, closed forms step whole matrices kept by JAX between layers
+WHOLE_MATRIX_ENTRIES = 2**22  # up to m^2 this large (m = 2048), closed forms keep whole matrices in JAX
 
-__all__ = ["infinite_width", "layer_kernels", "input_kernels"]
-
-
-def input_kernels(mlp: MLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Layer-1 K and Theta from the inputs x (m, n_0)."""
-    gram = x @ x.T / x.shape[1]
-    return mlp.c_b_at(1) + mlp.c_w_at(1) * gram, mlp.lambda_b_at(1) + mlp.lambda_w_at(1) * gram
+__all__ = ["infinite_width", "layer_kernels"]
 
 
-def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (layer, K, Theta) for layers 1..L (fresh arrays for each layer)."""
-    K, theta = input_kernels(mlp, x)
-    yield 1, K, theta
-    for layer in range(2, mlp.depth + 1):
-        K, theta = K.copy(), theta.copy()
-        _step_in_place(mlp, layer, K, theta, nodes)
-        yield layer, K, theta
+def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(K, Theta)] of layers 1..L for validated inputs x (m, n_0)."""
+    K, theta = _kernels(mlp, x, list(range(1, mlp.depth + 1)), nodes)
+    return list(zip(K, theta))
 
 
 def _hyper(mlp: MLP, layer: int) -> tuple[float, float, float, float]:
     return mlp.c_b_at(layer), mlp.c_w_at(layer), mlp.lambda_b_at(layer), mlp.lambda_w_at(layer)
 
 
-def _step_in_place(mlp: MLP, layer: int, K: np.ndarray, theta: np.ndarray, nodes) -> None:
-    """K, Theta of layer - 1 -> of ``layer``, one block of rows at a time (bounded temporaries)."""
-    hyper = _hyper(mlp, layer)
-    rows_of = [slice(start, min(start + ROW_BLOCK, K.shape[0])) for start in range(0, K.shape[0], ROW_BLOCK)]
+def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarray, np.ndarray]:
+    """K and Theta of the layers in ``order`` (sorted), each of shape (len(order), m, m).
+
+    The last kept layer's arrays are the working arrays. They start as the input Gram
+    G = x x^T / n_0 from one BLAS call (exactly symmetric, and equal rows for equal inputs, which
+    the arc-cosine kernel needs at correlation one); layer 1 is (c_b + c_w G, lambda_b + lambda_w G).
+    """
+    m = x.shape[0]
+    out_K, out_theta = _aligned_empty((len(order), m, m)), _aligned_empty((len(order), m, m))
+    gram = out_K[-1]
+    np.matmul(x, x.T, out=gram)
+    gram /= x.shape[1]
     kernel = mlp.activation.pair_kernel()
-    if kernel is not None:  # closed form: the whole step in one compiled elementwise loop per block
-        diag = np.diagonal(K).copy()
-        for rows in rows_of:
-            packed = np.asarray(_closed_form_rows(kernel, hyper, diag[rows], diag, jax.device_put(K[rows]), jax.device_put(theta[rows])))
-            K[rows], theta[rows] = packed.real, packed.imag
-        return
-    c_b, c_w, l_b, l_w = hyper
-    block = pair_rows(mlp.activation, K, nodes)
-    for rows in rows_of:
-        S, P = block(rows)
-        theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
-        K[rows] = c_b + c_w * S
+    if kernel is not None and m * m <= WHOLE_MATRIX_ENTRIES:
+        _whole_matrix_layers(mlp, kernel, order, out_K, out_theta)
+        return out_K, out_theta
+    c_b, c_w, l_b, l_w = _hyper(mlp, 1)
+    if len(order) > 1 and order[0] == 1:
+        np.multiply(gram, c_w, out=out_K[0])
+        out_K[0] += c_b
+        np.multiply(gram, l_w, out=out_theta[0])
+        out_theta[0] += l_b
+    if kernel is not None and order[-1] > 1:
+        _row_block_layers(mlp, kernel, order, out_K, out_theta)
+        return out_K, out_theta
+    np.multiply(gram, l_w, out=out_theta[-1])
+    out_theta[-1] += l_b
+    gram *= c_w
+    gram += c_b
+    if order[-1] > 1:
+        _numerical_layers(mlp, order, out_K, out_theta, nodes)
+    return out_K, out_theta
+
+
+def _numerical_layers(mlp: MLP, order: list[int], out_K: np.ndarray, out_theta: np.ndarray, nodes) -> None:
+    """Layers 2.. from layer 1 in the working arrays, by ``pair_rows`` (quadrature or Mehler series)."""
+    K, theta = out_K[-1], out_theta[-1]
+    for layer in range(2, order[-1] + 1):
+        c_b, c_w, l_b, l_w = _hyper(mlp, layer)
+        block = pair_rows(mlp.activation, K, nodes)
+        for start in range(0, K.shape[0], ROW_BLOCK):
+            rows = slice(start, min(start + ROW_BLOCK, K.shape[0]))
+            S, P = block(rows)
+            theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
+            K[rows] = c_b + c_w * S
+        if layer in order[:-1]:
+            out_K[order.index(layer)], out_theta[order.index(layer)] = K, theta
 
 
 def _packed_step(kernel, hyper, diag_rows, diag, K_rows, theta_rows):
@@ -79,27 +98,70 @@ def _packed_step(kernel, hyper, diag_rows, diag, K_rows, theta_rows):
     return jax.lax.complex(c_b + c_w * S, l_b + l_w * S + c_w * P * theta_rows)
 
 
+def _step_from_gram(kernel, hyper_1, hyper, gram_diag_rows, gram_diag, gram_rows):
+    """Layer 2 from rows of the input Gram G: layer 1 (c_b + c_w G, lambda_b + lambda_w G) is
+    formed on the fly, on the diagonal by the same expression as on the rows."""
+    c_b, c_w, l_b, l_w = hyper_1
+    return _packed_step(kernel, hyper, c_b + c_w * gram_diag_rows, c_b + c_w * gram_diag, c_b + c_w * gram_rows, l_b + l_w * gram_rows)
+
+
+def _layer_one(hyper, gram):
+    """Layer 1 as K + i Theta from the input Gram."""
+    c_b, c_w, l_b, l_w = hyper
+    return jax.lax.complex(c_b + c_w * gram, l_b + l_w * gram)
+
+
+def _second_layer(kernel, hyper_1, hyper, gram):
+    diag = jnp.diagonal(gram)
+    return _step_from_gram(kernel, hyper_1, hyper, diag, diag, gram)
+
+
+def _next_layer(kernel, hyper, packed):
+    diag = jnp.diagonal(packed.real)
+    return _packed_step(kernel, hyper, diag, diag, packed.real, packed.imag)
+
+
+# Hyperparameters are traced (a scan over c_w compiles once); the closed form is static.
+_rows_from_gram = jax.jit(_step_from_gram, static_argnums=0)
 _closed_form_rows = jax.jit(_packed_step, static_argnums=0)
+_whole_layer_one = jax.jit(_layer_one)
+_whole_second = jax.jit(_second_layer, static_argnums=0)
+_whole_next = jax.jit(_next_layer, static_argnums=0, donate_argnums=2)  # in place
 
 
-@jax.jit
-def _unpack(packed):
-    """K + i Theta -> (K, Theta, diag K)."""
-    return packed.real, packed.imag, jnp.diagonal(packed.real)
+def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
+    """All layers from the input Gram in ``out_K[-1]``, whole matrices K + i Theta kept by JAX
+    and stepped in place (for moderate m: 4 m^2 doubles are held besides kept layers)."""
+    gram = jax.device_put(out_K[-1])
+    first = 1 if order[0] == 1 else 2  # layer 1 only formed as a matrix when it is kept
+    packed = _whole_layer_one(_hyper(mlp, 1), gram) if first == 1 else _whole_second(kernel, _hyper(mlp, 1), _hyper(mlp, 2), gram)
+    for layer in range(first, order[-1] + 1):
+        if layer > first:
+            packed = _whole_next(kernel, _hyper(mlp, layer), packed)
+        if layer in order:
+            i = order.index(layer)
+            values = np.asarray(packed)  # a view: deleted so that the next step can reuse the buffer
+            out_K[i], out_theta[i] = values.real, values.imag
+            del values
 
 
-def _closed_form_layers(mlp: MLP, kernel, K: np.ndarray, theta: np.ndarray, keep: Sequence[int]) -> dict[int, np.ndarray]:
-    """K + i Theta of the layers in ``keep`` (> 1) from layer-1 K, Theta, whole matrices at a time,
-    kept by JAX between layers (for small m, where the per-block copies would dominate)."""
-    K, theta = jax.device_put(K), jax.device_put(theta)
-    diag = jnp.diagonal(K)
-    kept = {}
-    for layer in range(2, max(keep) + 1):
-        packed = _closed_form_rows(kernel, _hyper(mlp, layer), diag, diag, K, theta)
-        K, theta, diag = _unpack(packed)
-        if layer in keep:
-            kept[layer] = packed
-    return {layer: np.asarray(packed) for layer, packed in kept.items()}
+def _row_block_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
+    """Layers 2.. from the input Gram in the working arrays, one block of rows at a time
+    through numpy (for large m: about 2 m^2 doubles are held besides kept layers)."""
+    K, theta = out_K[-1], out_theta[-1]
+    rows_of = [slice(start, min(start + ROW_BLOCK, K.shape[0])) for start in range(0, K.shape[0], ROW_BLOCK)]
+    for layer in range(2, order[-1] + 1):
+        hyper = _hyper(mlp, layer)
+        diag = np.diagonal(K).copy()
+        for rows in rows_of:
+            if layer == 2:
+                packed = _rows_from_gram(kernel, _hyper(mlp, 1), hyper, diag[rows], diag, jax.device_put(K[rows]))
+            else:
+                packed = _closed_form_rows(kernel, hyper, diag[rows], diag, jax.device_put(K[rows]), jax.device_put(theta[rows]))
+            values = np.asarray(packed)
+            K[rows], theta[rows] = values.real, values.imag
+        if layer in order[:-1]:
+            out_K[order.index(layer)], out_theta[order.index(layer)] = K, theta
 
 
 def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
@@ -120,30 +182,8 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     """
     x = validate_inputs(x)
     order = sorted(_wanted_layers(layers, mlp.depth))
+    out_K, out_theta = _kernels(mlp, x, order, nodes)
     m = x.shape[0]
-    out_K, out_theta = _aligned_empty((len(order), m, m)), _aligned_empty((len(order), m, m))
-    K, theta = out_K[-1], out_theta[-1]  # the working arrays end as the last kept layer
-    np.matmul(x, x.T, out=K)  # layer 1 in place: no m x m temporaries
-    K /= x.shape[1]
-    np.multiply(K, mlp.lambda_w_at(1), out=theta)
-    theta += mlp.lambda_b_at(1)
-    K *= mlp.c_w_at(1)
-    K += mlp.c_b_at(1)
-    kernel = mlp.activation.pair_kernel()
-    if kernel is not None and m * m <= WHOLE_MATRIX_ENTRIES and order[-1] > 1:
-        kept = _closed_form_layers(mlp, kernel, K, theta, order)
-        for i, layer in enumerate(order):  # layer 1 first: copied before the working arrays are overwritten
-            if layer == 1 and len(order) > 1:
-                out_K[i], out_theta[i] = K, theta
-            elif layer > 1:
-                out_K[i], out_theta[i] = kept[layer].real, kept[layer].imag
-    else:
-        for layer in range(1, order[-1] + 1):
-            if layer > 1:
-                _step_in_place(mlp, layer, K, theta, nodes)
-            if layer in order[:-1]:
-                i = order.index(layer)
-                out_K[i], out_theta[i] = K, theta
     ds = xr.Dataset(
         {"K": (PAIR_DIMS, out_K), "theta": (PAIR_DIMS, out_theta), "x": inputs_variable(x)},
         coords={"layer": order, "a1": np.arange(m), "a2": np.arange(m)},
