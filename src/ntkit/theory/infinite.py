@@ -131,7 +131,8 @@ _whole_next = jax.jit(_next_layer, static_argnums=0, donate_argnums=2)  # in pla
 
 def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
     """All layers from the input Gram in ``out_K[-1]``, whole matrices K + i Theta kept by JAX
-    and stepped in place (for moderate m: 4 m^2 doubles are held besides kept layers)."""
+    and stepped in place (m^2 <= WHOLE_MATRIX_ENTRIES: the working K + i Theta, 2 m^2 doubles, are held
+    besides the outputs)."""
     gram = jax.device_put(out_K[-1])
     first = 1 if order[0] == 1 else 2  # layer 1 only formed as a matrix when it is kept
     packed = _whole_layer_one(_hyper(mlp, 1), gram) if first == 1 else _whole_second(kernel, _hyper(mlp, 1), _hyper(mlp, 2), gram)
@@ -147,7 +148,7 @@ def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, 
 
 def _row_block_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
     """Layers 2.. from the input Gram in the working arrays, one block of rows at a time
-    through numpy (for large m: about 2 m^2 doubles are held besides kept layers)."""
+    through numpy (large m: only blocks of rows are held besides the outputs)."""
     K, theta = out_K[-1], out_theta[-1]
     rows_of = [slice(start, min(start + ROW_BLOCK, K.shape[0])) for start in range(0, K.shape[0], ROW_BLOCK)]
     for layer in range(2, order[-1] + 1):
@@ -177,7 +178,7 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     """Infinite-width NNGP kernel ``K`` and NTK ``theta`` on dims (layer, a1, a2), float64.
 
     ``layers``: "all" (1..L), "last" (L only: the network's output, and the memory-lean choice
-    for large Gram matrices: about 2 m^2 doubles are held), or a list of layer numbers. ``nodes``
+    for large Gram matrices: beyond m = 2048 about 2 m^2 doubles are held), or a list of layer numbers. ``nodes``
     overrides the quadrature node count for activations without a closed form.
     """
     x = validate_inputs(x)
