@@ -190,8 +190,9 @@ def test_layers_selection():
 def test_closed_form_paths_agree(activation, m, n_0, monkeypatch):
     """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
     of rows through numpy arrays when they are large; both give the same numbers, exactly
-    symmetric, for every selection of layers (also for the 7 x 7 inputs, whose Gram x x^T from
-    JAX's own dot is not exactly symmetric)."""
+    symmetric, with equal rows for equal inputs, for every selection of layers. On the 7 x 7
+    inputs JAX's own dot gives x x^T neither exactly symmetric nor with equal duplicate rows: the
+    case guards the BLAS Gram both paths start from."""
     mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
     x = np.random.default_rng(3).normal(size=(m, n_0))
     x[4] = x[1]  # a duplicate input

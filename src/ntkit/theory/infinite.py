@@ -112,11 +112,13 @@ def _layer_one(hyper, gram):
 
 
 def _second_layer(kernel, hyper_1, hyper, gram):
+    """Layer 2 as K + i Theta from the whole input Gram."""
     diag = jnp.diagonal(gram)
     return _step_from_gram(kernel, hyper_1, hyper, diag, diag, gram)
 
 
 def _next_layer(kernel, hyper, packed):
+    """The next layer's K + i Theta from this layer's, whole matrices."""
     diag = jnp.diagonal(packed.real)
     return _packed_step(kernel, hyper, diag, diag, packed.real, packed.imag)
 
