@@ -207,8 +207,7 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     if tensors not in ("all", "mean"):
         raise ValueError(f"tensors must be 'all' or 'mean', got {tensors!r}")
     r = _ratios(mlp, widths)
-    unique, inverse = np.unique(x, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique, inverse = _distinct_inputs(x)
     full_kernels = layer_kernels(mlp, unique, nodes=nodes)
 
     if tensors == "all":
@@ -225,9 +224,12 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
         quad = {}
 
     m = x.shape[0]
-    data = {name: (PAIR_DIMS, value[np.ix_(range(mlp.depth), inverse, inverse)]) for name, value in pair.items()}
-    grid = np.ix_(range(mlp.depth), inverse, inverse, inverse, inverse)
-    data.update({name: (QUAD_DIMS, value[grid]) for name, value in quad.items()})
+    if unique.shape[0] == m:  # distinct inputs: the results are already in the inputs' order
+        data = {name: (PAIR_DIMS, value) for name, value in pair.items()} | {name: (QUAD_DIMS, value) for name, value in quad.items()}
+    else:
+        data = {name: (PAIR_DIMS, value[np.ix_(range(mlp.depth), inverse, inverse)]) for name, value in pair.items()}
+        grid = np.ix_(range(mlp.depth), inverse, inverse, inverse, inverse)
+        data.update({name: (QUAD_DIMS, value[grid]) for name, value in quad.items()})
     data["x"] = inputs_variable(x)
     coords = {"layer": np.arange(1, mlp.depth + 1), "a1": np.arange(m), "a2": np.arange(m)}
     if quad:
@@ -235,6 +237,13 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     ds = xr.Dataset(data, coords=coords)
     config = {"kind": "finite_width", "mlp": mlp.describe(), "width_ratios": r, "tensors": tensors}
     return with_provenance(ds, config)
+
+
+def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows of x in the order they first appear, index of each row of x among them)."""
+    unique, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    return unique[order], np.argsort(order)[inverse.reshape(-1)]
 
 
 def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str, np.ndarray]:
