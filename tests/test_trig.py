@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ntkit.trig import arccos, arcsin
+from ntkit.trig import arccos, arcsin, pade_coefficients, taylor_coefficients
 
 ULP = np.finfo(np.float64).eps
 
@@ -28,6 +28,15 @@ def test_arccos_within_a_few_ulp_of_libm_also_near_one():
     ours, ref = np.asarray(arccos(jnp.asarray(x))), np.arccos(x)
     assert np.max(np.abs(ours - ref) / np.maximum(np.abs(ref), np.finfo(float).tiny)) < 4 * ULP
     assert arccos(jnp.float64(1.0)) == 0.0
+
+
+def test_pade_approximant_matches_the_taylor_series_through_its_order():
+    """Q(t) sum_k c_k t^k - P(t) vanishes through t^14 in exact rational arithmetic, and not at t^15."""
+    p, q = pade_coefficients(7)
+    c = taylor_coefficients(16)
+    product = [sum(q[j] * c[i - j] for j in range(min(i, 7) + 1)) for i in range(16)]
+    residual = [product[i] - (p[i] if i < len(p) else 0) for i in range(16)]
+    assert q[0] == p[0] == 1 and all(r == 0 for r in residual[:15]) and residual[15] != 0
 
 
 def test_exact_values():

@@ -1,13 +1,19 @@
-"""arcsin and arccos in float64 from a power series: elementwise arithmetic that XLA vectorizes.
+"""arcsin and arccos in float64 from a rational function: elementwise arithmetic that XLA vectorizes.
 
 XLA's CPU arcsin and arccos cost about 20 ns per float64 element; the closed-form kernels of
-relu, erf and gelu spend most of their time in them. Here
+relu, erf and gelu spend most of their time in them. Here, for |y| <= 1/2 and t = y^2,
 
-    arcsin(y) = sum_k c_k y^(2k+1),   c_k = (2k)! / (4^k (k!)^2 (2k + 1)),   |y| <= 1/2,
+    arcsin(y) = y + y t R(t),   1 + t R(t) = P(t) / Q(t),
 
-summed by Horner's rule over K = 25 terms: the first omitted term is below c_K 4^-K / (1 - 1/4)
-= 1e-17 relative to y. Larger arguments use the half-angle identities, exact in floating point
-up to one rounding of sqrt((1 - |x|) / 2) (1 - |x| is exact for |x| >= 1/2):
+where P / Q is the [7/7] Padé approximant of the Taylor series arcsin(y) / y = sum_k c_k t^k,
+c_k = (2k)! / (4^k (k!)^2 (2k + 1)): P and Q of degree 7 whose ratio matches the series through
+t^14. Its coefficients are exact rationals, solved for at import. In exact arithmetic the ratio is
+within 5e-18 of arcsin(y) / y on t <= 1/4 (checked in 50-digit arithmetic on 4001 points), and
+written as y + y t R(t) the rounding stays at about one ulp. Against the 25-term Taylor sum
+this takes about a quarter off a closed-form step (two short Horner chains and one division
+instead of one long chain; a step on 10^6 entries: relu 4.5 -> 3.5 ms, erf 2.9 -> 2.1 ms,
+gelu 4.1 -> 3.2 ms). Larger arguments use the half-angle identities, exact in floating point up to
+one rounding of sqrt((1 - |x|) / 2) (1 - |x| is exact for |x| >= 1/2):
 
     arcsin(x) = sign(x) [pi/2 - 2 arcsin(sqrt((1 - |x|)/2))],
     arccos(x) = 2 arcsin(sqrt((1 - x)/2))  (x > 1/2),   pi - 2 arcsin(sqrt((1 + x)/2))  (x < -1/2),
@@ -26,17 +32,53 @@ import jax.numpy as jnp
 
 __all__ = ["arcsin", "arccos"]
 
-_TERMS = 25
-_COEFFICIENTS = tuple(float(Fraction(comb(2 * k, k), 4**k * (2 * k + 1))) for k in range(_TERMS))
+PADE_DEGREE = 7
+
+
+def taylor_coefficients(count: int) -> list[Fraction]:
+    """c_k = (2k)! / (4^k (k!)^2 (2k + 1)), k < count: arcsin(y) / y = sum_k c_k y^(2k)."""
+    return [Fraction(comb(2 * k, k), 4**k * (2 * k + 1)) for k in range(count)]
+
+
+def _solve(matrix: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction]:
+    """Exact Gauss-Jordan elimination (the Padé system is small and nonsingular)."""
+    rows = [row[:] + [b] for row, b in zip(matrix, rhs)]
+    n = len(rows)
+    for i in range(n):
+        pivot = next(r for r in range(i, n) if rows[r][i] != 0)
+        rows[i], rows[pivot] = rows[pivot], rows[i]
+        for r in range(n):
+            if r != i and rows[r][i] != 0:
+                factor = rows[r][i] / rows[i][i]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[i])]
+    return [rows[i][n] / rows[i][i] for i in range(n)]
+
+
+def pade_coefficients(degree: int = PADE_DEGREE) -> tuple[list[Fraction], list[Fraction]]:
+    """(p, q), q_0 = 1: sum_i p_i t^i / sum_j q_j t^j matches the Taylor series through t^(2 degree)."""
+    c = taylor_coefficients(2 * degree + 1)
+    matrix = [[c[degree + k - j] if degree + k - j >= 0 else Fraction(0) for j in range(1, degree + 1)] for k in range(1, degree + 1)]
+    q = [Fraction(1)] + _solve(matrix, [-c[degree + k] for k in range(1, degree + 1)])
+    p = [sum(q[j] * c[i - j] for j in range(min(i, degree) + 1)) for i in range(degree + 1)]
+    return p, q
+
+
+_P, _Q = pade_coefficients()
+_R_NUMERATOR = tuple(float(a - b) for a, b in zip(_P[1:], _Q[1:]))  # (P - Q) / t, since p_0 = q_0 = 1
+_R_DENOMINATOR = tuple(float(b) for b in _Q)
+
+
+def _horner(coefficients: tuple[float, ...], t):
+    acc = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        acc = acc * t + c
+    return acc
 
 
 def _arcsin_small(y):
-    """arcsin(y) for |y| <= 1/2 by the power series."""
+    """arcsin(y) for |y| <= 1/2: y + y t R(t), t = y^2 (the Padé form above)."""
     t = y * y
-    acc = _COEFFICIENTS[-1]
-    for c in reversed(_COEFFICIENTS[:-1]):
-        acc = acc * t + c
-    return y * acc
+    return y + y * t * (_horner(_R_NUMERATOR, t) / _horner(_R_DENOMINATOR, t))
 
 
 def _reduced(x):
