@@ -135,12 +135,12 @@ def closed_form_rows() -> list[dict]:
     for act in ("relu", "erf", "gelu"):
         c_b, c_w = hyperparameters(act)
         for n in SIZES:
-            ours, theirs = [], []
+            our_rounds, their_rounds = [], []
             for _ in range(ROUNDS):  # alternating, so that a slow spell of the host hits both libraries
-                ours.append(run_ntkit({"activation": act, "n": n, "c_b": c_b, "c_w": c_w, "repeats": repeats(n)}))
-                theirs.append(run_nt(act, n, c_b, c_w, inputs(n), calls=repeats(n)))
-            best_ours, best_theirs = (min(r["time_s"] for r in runs) for runs in (ours, theirs))
-            ours, theirs = ours[0], theirs[0]
+                our_rounds.append(run_ntkit({"activation": act, "n": n, "c_b": c_b, "c_w": c_w, "repeats": repeats(n)}))
+                their_rounds.append(run_nt(act, n, c_b, c_w, inputs(n), calls=repeats(n)))
+            best_ours, best_theirs = (min(r["time_s"] for r in runs) for runs in (our_rounds, their_rounds))
+            ours, theirs = our_rounds[0], their_rounds[0]  # kernels and peak memory: from the first round
             rows.append(
                 {
                     "activation": act,

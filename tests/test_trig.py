@@ -1,12 +1,15 @@
 """ntkit.trig against numpy's libm arcsin/arccos (an independent implementation) and exact values."""
 
+from fractions import Fraction
+from math import comb
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ntkit.trig import arccos, arcsin, pade_coefficients, taylor_coefficients
+from ntkit.trig import PADE_DEGREE, arccos, arcsin, pade_coefficients
 
 ULP = np.finfo(np.float64).eps
 
@@ -31,12 +34,15 @@ def test_arccos_within_a_few_ulp_of_libm_also_near_one():
 
 
 def test_pade_approximant_matches_the_taylor_series_through_its_order():
-    """Q(t) sum_k c_k t^k - P(t) vanishes through t^14 in exact rational arithmetic, and not at t^15."""
-    p, q = pade_coefficients(7)
-    c = taylor_coefficients(16)
-    product = [sum(q[j] * c[i - j] for j in range(min(i, 7) + 1)) for i in range(16)]
-    residual = [product[i] - (p[i] if i < len(p) else 0) for i in range(16)]
-    assert q[0] == p[0] == 1 and all(r == 0 for r in residual[:15]) and residual[15] != 0
+    """Q(t) S(t) - P(t) vanishes through t^(2 degree) in exact rational arithmetic, and not beyond, for
+    S(t) = arcsin(y) / y = sum_k (2k)! / (4^k (k!)^2 (2k + 1)) t^k (t = y^2, written out here)."""
+    degree = PADE_DEGREE
+    p, q = pade_coefficients(degree)
+    c = [Fraction(comb(2 * k, k), 4**k * (2 * k + 1)) for k in range(2 * degree + 2)]
+    product = [sum(q[j] * c[i - j] for j in range(min(i, degree) + 1)) for i in range(2 * degree + 2)]
+    residual = [product[i] - (p[i] if i <= degree else 0) for i in range(2 * degree + 2)]
+    assert len(p) == len(q) == degree + 1 and q[0] == p[0] == 1
+    assert all(r == 0 for r in residual[: 2 * degree + 1]) and residual[2 * degree + 1] != 0
 
 
 def test_exact_values():

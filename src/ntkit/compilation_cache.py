@@ -1,9 +1,9 @@
 """A persistent cache of compiled XLA programs, so that a new process does not compile again.
 
 The first call of ntkit's compiled steps in a process pays XLA's compilation: for
-``finite_width`` (gelu, depth 8, 1000 inputs, ``tensors="mean"``) a new process takes 20-25 s
-with an empty cache, 13-15 s with the cache filled and 8-10 s for a second call
-(``docs/benchmarks.md``). JAX can keep compiled programs on disk, keyed by the program, the compiler
+``finite_width`` (gelu, depth 8, 1000 inputs, ``tensors="mean"``) a new process with an empty
+cache takes about 1.6x as long as one with the cache filled, and that one about 1.3x a second
+call (figures in ``docs/benchmarks.md``). JAX can keep compiled programs on disk, keyed by the program, the compiler
 options, the backend and the JAX version, so an entry is only ever reused for the identical
 program. The ``ntkit`` command line turns the cache on (each command is a new process); library
 users call :func:`enable_compilation_cache` themselves.

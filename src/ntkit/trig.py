@@ -35,7 +35,7 @@ __all__ = ["arcsin", "arccos"]
 PADE_DEGREE = 7
 
 
-def taylor_coefficients(count: int) -> list[Fraction]:
+def _taylor_coefficients(count: int) -> list[Fraction]:
     """c_k = (2k)! / (4^k (k!)^2 (2k + 1)), k < count: arcsin(y) / y = sum_k c_k y^(2k)."""
     return [Fraction(comb(2 * k, k), 4**k * (2 * k + 1)) for k in range(count)]
 
@@ -56,7 +56,7 @@ def _solve(matrix: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction]:
 
 def pade_coefficients(degree: int = PADE_DEGREE) -> tuple[list[Fraction], list[Fraction]]:
     """(p, q), q_0 = 1: sum_i p_i t^i / sum_j q_j t^j matches the Taylor series through t^(2 degree)."""
-    c = taylor_coefficients(2 * degree + 1)
+    c = _taylor_coefficients(2 * degree + 1)
     matrix = [[c[degree + k - j] if degree + k - j >= 0 else Fraction(0) for j in range(1, degree + 1)] for k in range(1, degree + 1)]
     q = [Fraction(1)] + _solve(matrix, [-c[degree + k] for k in range(1, degree + 1)])
     p = [sum(q[j] * c[i - j] for j in range(min(i, degree) + 1)) for i in range(degree + 1)]

@@ -54,22 +54,24 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
     if kernel is not None and m * m <= WHOLE_MATRIX_ENTRIES:
         _whole_matrix_layers(mlp, kernel, order, out_K, out_theta)
         return out_K, out_theta
-    c_b, c_w, l_b, l_w = _hyper(mlp, 1)
     if len(order) > 1 and order[0] == 1:
-        np.multiply(gram, c_w, out=out_K[0])
-        out_K[0] += c_b
-        np.multiply(gram, l_w, out=out_theta[0])
-        out_theta[0] += l_b
+        _layer_one_into(mlp, gram, out_K[0], out_theta[0])
     if kernel is not None and order[-1] > 1:
         _row_block_layers(mlp, kernel, order, out_K, out_theta)
         return out_K, out_theta
-    np.multiply(gram, l_w, out=out_theta[-1])
-    out_theta[-1] += l_b
-    gram *= c_w
-    gram += c_b
+    _layer_one_into(mlp, gram, gram, out_theta[-1])  # theta first: K overwrites the Gram
     if order[-1] > 1:
         _numerical_layers(mlp, order, out_K, out_theta, nodes)
     return out_K, out_theta
+
+
+def _layer_one_into(mlp: MLP, gram: np.ndarray, K: np.ndarray, theta: np.ndarray) -> None:
+    """K = c_b + c_w G and Theta = lambda_b + lambda_w G of layer 1, written in place (K may be G itself)."""
+    c_b, c_w, l_b, l_w = _hyper(mlp, 1)
+    np.multiply(gram, l_w, out=theta)
+    theta += l_b
+    np.multiply(gram, c_w, out=K)
+    K += c_b
 
 
 def _numerical_layers(mlp: MLP, order: list[int], out_K: np.ndarray, out_theta: np.ndarray, nodes) -> None:
