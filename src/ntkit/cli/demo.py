@@ -13,7 +13,7 @@ from .study import run_and_show
 
 
 @app.command()
-def demo(output: Optional[str] = typer.Option(None, "--out", help=f"Output directory [default: {DEMO_CONFIG.output}].")) -> None:
+def demo(output: Optional[str] = typer.Option(None, "--out", help=f"Output directory (default: {DEMO_CONFIG.output}).")) -> None:
     """GeLU at criticality, depth 4: theory vs sampled networks at widths 8..128 (a few minutes on 2 cores).
 
     A rerun reuses finished Monte-Carlo checkpoints in <out>/checkpoints.

@@ -9,29 +9,18 @@ from typing import Optional
 import typer
 import xarray as xr
 
-from ..criticality import critical
 from ..network import MLP
 from ..results import save
 from ..theory import MAX_FULL_SAMPLES, finite_width, infinite_width
 from ._app import app
-from ._console import console, fail, matrix_table, user_errors
+from ._console import console, matrix_table, user_errors
 from ._inputs import load_inputs
+from ._network import CB, CW, Activation, Critical, Depth, Inputs, LambdaB, LambdaW, build_mlp
 
 
 class Layers(str, Enum):
     all = "all"
     last = "last"
-
-
-def build_mlp(activation: str, depth: int, c_b: Optional[float], c_w: Optional[float], use_critical: bool,
-              lambda_b: float, lambda_w: float) -> MLP:
-    """The MLP of the command-line options; ``--critical`` takes (c_b, c_w) from ``ntkit.critical``."""
-    if use_critical:
-        if c_b is not None or c_w is not None:
-            fail("give either --critical or --c-b/--c-w, not both")
-        c_b, c_w = critical(activation)
-    return MLP(depth=depth, activation=activation, c_b=0.0 if c_b is None else c_b, c_w=1.0 if c_w is None else c_w,
-               lambda_b=lambda_b, lambda_w=lambda_w)
 
 
 def compute_kernels(mlp: MLP, x, layers: str, order: int = 0) -> xr.Dataset:
@@ -61,14 +50,14 @@ def show_last_layer(ds: xr.Dataset, mlp: MLP) -> None:
 
 @app.command()
 def kernels(
-    inputs: Optional[Path] = typer.Option(None, "--inputs", help="Inputs (m, n_0) as .npy or .csv; default: a built-in 4-input example."),
-    activation: str = typer.Option("relu", help="Activation name, e.g. relu, gelu, tanh, leaky_relu(0.2)."),
-    depth: int = typer.Option(3, help="Number of layers L (z^(L) is the output)."),
-    c_b: Optional[float] = typer.Option(None, "--c-b", help="Bias variance C_b [default: 0]."),
-    c_w: Optional[float] = typer.Option(None, "--c-w", help="Weight variance C_W (W ~ N(0, C_W / fan-in)) [default: 1]."),
-    use_critical: bool = typer.Option(False, "--critical", help="Use the critical (C_b, C_W) of the activation."),
-    lambda_b: float = typer.Option(1.0, "--lambda-b", help="Bias learning rate of the NTK."),
-    lambda_w: float = typer.Option(1.0, "--lambda-w", help="Weight learning rate of the NTK (divided by fan-in)."),
+    inputs: Inputs = None,
+    activation: Activation = "relu",
+    depth: Depth = 3,
+    c_b: CB = None,
+    c_w: CW = None,
+    use_critical: Critical = False,
+    lambda_b: LambdaB = 1.0,
+    lambda_w: LambdaW = 1.0,
     layers: Layers = typer.Option(Layers.all, help="Keep every layer, or only the last."),
     order: int = typer.Option(0, "--order", min=0, max=1, help="0: infinite width; 1: add the 1/n statistics K1, theta1, V, D, F, A, B."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the result (netCDF-4) here."),

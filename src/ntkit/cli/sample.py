@@ -16,7 +16,7 @@ from ..sampling import sample as sample_networks
 from ._app import app
 from ._console import console, fail, user_errors
 from ._inputs import load_inputs
-from .kernels import build_mlp
+from ._network import CB, CW, Activation, Critical, Depth, Inputs, LambdaB, LambdaW, build_mlp
 
 SUMMARY = ("K", "theta", "V", "D", "F", "A", "B")
 
@@ -47,14 +47,14 @@ def summary_table(ds: xr.Dataset) -> Table:
 
 @app.command("sample")
 def sample_command(
-    inputs: Optional[Path] = typer.Option(None, "--inputs", help="Inputs (m, n_0) as .npy or .csv; default: a built-in 4-input example."),
-    activation: str = typer.Option("relu", help="Activation name, e.g. relu, gelu, tanh, leaky_relu(0.2)."),
-    depth: int = typer.Option(3, help="Number of layers L (z^(L) is the output)."),
-    c_b: Optional[float] = typer.Option(None, "--c-b", help="Bias variance C_b [default: 0]."),
-    c_w: Optional[float] = typer.Option(None, "--c-w", help="Weight variance C_W (W ~ N(0, C_W / fan-in)) [default: 1]."),
-    use_critical: bool = typer.Option(False, "--critical", help="Use the critical (C_b, C_W) of the activation."),
-    lambda_b: float = typer.Option(1.0, "--lambda-b", help="Bias learning rate of the NTK."),
-    lambda_w: float = typer.Option(1.0, "--lambda-w", help="Weight learning rate of the NTK (divided by fan-in)."),
+    inputs: Inputs = None,
+    activation: Activation = "relu",
+    depth: Depth = 3,
+    c_b: CB = None,
+    c_w: CW = None,
+    use_critical: Critical = False,
+    lambda_b: LambdaB = 1.0,
+    lambda_w: LambdaW = 1.0,
     width: str = typer.Option("16", "--width", help="Hidden width n, or n_1,...,n_(L-1)."),
     output_width: int = typer.Option(4, "--output-width", help="Output neurons (>= 2)."),
     statistics: str = typer.Option("all", "--statistics", help="all: K, theta and V..B; mean: K and theta only (theta from "

@@ -95,7 +95,7 @@ def show(path: Path = typer.Argument(..., help="A study file written by ntkit wi
 @app.command()
 def plot(
     path: Path = typer.Argument(..., help="A study file (.nc)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for the figures [default: figures/ beside the file]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for the figures (default: figures/ beside the file)."),
 ) -> None:
     """Redraw the figures of a saved width study (PNG and SVG)."""
     with user_errors():

@@ -18,7 +18,7 @@ from ._progress import step_progress
 def validate(
     out: Path = typer.Option(Path("docs"), "--out", help="Directory for validation.md and validation/ (data, figure)."),
     widths: str = typer.Option(",".join(map(str, DEFAULT_WIDTHS)), help="Comma-separated hidden widths."),
-    networks: Optional[int] = typer.Option(None, help="Networks per width [default: grows with width, see docs]."),
+    networks: Optional[int] = typer.Option(None, help="Networks per width (default: grows with width, see docs)."),
     seed: int = typer.Option(0, help="Random seed."),
     workers: int = typer.Option(1, help="Worker processes for sampling."),
 ) -> None:
