@@ -18,7 +18,8 @@ import pytest
 
 import ntkit
 from ntkit.activations import get_activation
-from ntkit.sampling import sample
+from ntkit.results import save
+from ntkit.sampling import remove_checkpoints, sample
 from ntkit.sampling.checkpoint import CheckpointMismatch
 
 X3 = np.array([[1.0, 0.5, -1.2], [0.3, -0.8, 0.4], [1.6, 0.9, 0.1]])  # different norms, n_0 = 3
@@ -157,6 +158,20 @@ def test_checkpoint_survives_sigkill_and_resumes_exactly(tmp_path):
     assert identical(resumed, sample(SMALL, X2, **args))
     with pytest.raises(CheckpointMismatch, match="different arguments.*seed"):
         sample(SMALL, X2, checkpoint=path, **{**args, "seed": 6})
+
+
+def test_remove_checkpoints_deletes_only_sampling_checkpoints(tmp_path):
+    folder = tmp_path / "checkpoints"
+    sample(SMALL, X2, width=3, n_networks=64, checkpoint=folder / "a.nc")
+    sample(SMALL, X2, width=4, n_networks=64, checkpoint=folder / "b.nc")
+    remove_checkpoints(folder)
+    assert not folder.exists()
+    sample(SMALL, X2, width=3, n_networks=64, checkpoint=folder / "a.nc")
+    save(sample(SMALL, X2, width=3, n_networks=64), folder / "result.nc")  # a result, not a checkpoint
+    (folder / "notes.nc").write_text("not netCDF")
+    remove_checkpoints(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.nc", "result.nc"]
+    remove_checkpoints(tmp_path / "never-made")  # nothing to do
 
 
 def test_progress_reports_networks_done():

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import ntkit
 from ntkit.cli import app
 from ntkit.results import config_of, load
-from ntkit.studies import FIGURES, WidthStudyConfig, agreement, load_config, summary_rows
+from ntkit.studies import FIGURES, WidthStudyConfig, agreement, load_config, run_width_study, summary_rows
 from ntkit.studies.figures import figure_corrections, figure_depth_scan, figure_headline, figure_scale_invariance
 
 TINY = """
@@ -135,9 +135,37 @@ def test_show_and_plot_redraw_a_saved_study(tiny_study, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"{s}.png" for s in FIGURES)
 
 
-def test_rerun_resumes_from_checkpoints(tiny_study):
+def test_finished_study_leaves_no_checkpoints(tiny_study):
     out, _ = tiny_study
-    assert sorted(p.name for p in (out / "checkpoints").glob("main_*.nc")) == ["main_n4.nc", "main_n8.nc"]
+    assert (out / "study.nc").is_file() and not (out / "checkpoints").exists()
+
+
+def test_interrupted_study_resumes_where_it_stopped(tiny_study, tmp_path):
+    """Stopped when its width-8 sampling starts, the study keeps the width-4 checkpoint; the rerun
+    takes that run as done (its first progress report is complete) and samples width 8 from the
+    start, ends with the numbers of the uninterrupted study, and removes the checkpoints."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    cfg = load_config(config, output=str(tmp_path / "out"))
+
+    def stop_at_width_8(step, done, total):
+        if step.endswith("width 8"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_width_study(cfg, progress=stop_at_width_8)
+    checkpoints = tmp_path / "out" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("*.nc")) == ["main_n4.nc"]
+
+    first_report = {}
+    ds, _ = run_width_study(cfg, progress=lambda step, done, total: first_report.setdefault(step, (done, total)))
+    assert first_report["sampling gelu, depth 3, width 4"] == (400, 400)
+    assert first_report["sampling gelu, depth 3, width 8"] == (0, 400)
+    assert not checkpoints.exists()
+    uninterrupted = load(tiny_study[0] / "study.nc")
+    assert set(ds.data_vars) == set(uninterrupted.data_vars)
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(ds[name].values, uninterrupted[name].values, err_msg=name)
 
 
 @pytest.mark.parametrize(

@@ -14,17 +14,20 @@ import xarray as xr
 from ..results import load, save
 from .accumulator import Accumulator
 
-__all__ = ["write_checkpoint", "read_checkpoint", "CheckpointMismatch"]
+__all__ = ["write_checkpoint", "read_checkpoint", "remove_checkpoints", "CheckpointMismatch"]
 
 
 class CheckpointMismatch(ValueError):
     """The checkpoint file belongs to a run with different arguments."""
 
 
+CHECKPOINT_KIND = "ntkit.sample checkpoint"
+
+
 def write_checkpoint(path: Path, acc: Accumulator, chunks_done: int, config: dict) -> None:
     data = {name: ([f"{name}_{k}" for k in range(arr.ndim)], arr) for name, arr in acc.arrays().items()}
     ds = xr.Dataset(data)
-    ds.attrs.update({"kind": "ntkit.sample checkpoint", "config": json.dumps(config, sort_keys=True),
+    ds.attrs.update({"kind": CHECKPOINT_KIND, "config": json.dumps(config, sort_keys=True),
                      "chunks_done": int(chunks_done), "count": int(acc.count)})
     save(ds, path)
 
@@ -49,3 +52,21 @@ def read_checkpoint(path: Path, config: dict) -> tuple[Accumulator, int] | None:
         )
     acc = Accumulator.from_arrays(count, {name: ds[name].values for name in ds.data_vars})
     return acc, chunks_done
+
+
+def remove_checkpoints(directory: Path) -> None:
+    """Delete the sampling checkpoints in ``directory`` (files of any other kind stay), then the
+    directory itself if that leaves it empty. For studies that have written their results."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.nc"):
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ours = ds.attrs.get("kind") == CHECKPOINT_KIND
+        except (OSError, ValueError):  # not netCDF: not ours
+            ours = False
+        if ours:
+            path.unlink()
+    if not any(directory.iterdir()):
+        directory.rmdir()

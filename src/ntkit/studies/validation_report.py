@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from ..results import save  # noqa: E402
+from ..sampling import remove_checkpoints  # noqa: E402
 from .first_order_validation import DEFAULT_CASES, TENSORS, ValidationCase, convergence_table, validate_first_order  # noqa: E402
 
 __all__ = ["run_validation", "DEFAULT_WIDTHS", "default_networks"]
@@ -41,7 +42,11 @@ def default_networks(width: int) -> int:
 def run_validation(directory: str | Path, widths: Sequence[int] = DEFAULT_WIDTHS,
                    networks: int | Callable[[int], int] = default_networks, cases: Sequence[ValidationCase] = DEFAULT_CASES,
                    seed: int = 0, workers: int = 1, progress=None) -> tuple[Path, list[dict]]:
-    """Run every case, write the report into ``directory``; returns (markdown path, table rows)."""
+    """Run every case, write the report into ``directory``; returns (markdown path, table rows).
+
+    Monte-Carlo checkpoints go to ``<directory>/validation/checkpoints`` so that a rerun of an
+    interrupted validation resumes; once the report is written they are removed.
+    """
     directory = Path(directory)
     data_dir = directory / "validation"
     results: list[tuple[ValidationCase, xr.Dataset]] = []
@@ -55,6 +60,7 @@ def run_validation(directory: str | Path, widths: Sequence[int] = DEFAULT_WIDTHS
     figure = _figure(results, data_dir / "convergence.png")
     path = directory / "validation.md"
     path.write_text(_markdown(rows, widths, networks, seed, figure.relative_to(directory)))
+    remove_checkpoints(data_dir / "checkpoints")
     return path, rows
 
 
