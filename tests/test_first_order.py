@@ -270,9 +270,10 @@ def test_mean_path_does_not_depend_on_chunking(monkeypatch):
 def test_sampled_networks_agree_with_every_first_order_tensor():
     """ntkit.sample at width 16 (40,000 critical GeLU networks, depth 3, two inputs): at layers 2 and 3 every
     entry of K1, theta1, V, D, F, A, B agrees with the recursion within 4 stderr plus the O(1/n)
-    second-order allowance 3 |prediction| / n (K1 = theta1 = 0 at layer 2 is checked too); at layer
-    3 the errors are small enough for the check to bite (stderr < 1/4 of the largest cumulant entry,
-    < the largest K1, theta1 entry)."""
+    second-order allowance 3 |prediction| / n (K1 = theta1 = 0 at layer 2 is checked too). For
+    V..B the check bites: at the largest layer-3 entry the allowance is under half the prediction.
+    K1 and theta1 are only checked for consistency here (their stderr is about a third of the
+    prediction); the next test resolves them."""
     mlp = ntkit.MLP(depth=3, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w, lambda_b=0.5, lambda_w=1.0)
     width = 16
     theory = finite_width(mlp, X2)
@@ -283,8 +284,9 @@ def test_sampled_networks_agree_with_every_first_order_tensor():
             estimate, stderr = mc[name].sel(layer=layer).values, mc[f"{name}_stderr"].sel(layer=layer).values
             allowance = 4 * stderr + 3 * np.abs(predicted) / width
             assert np.all(np.abs(estimate - predicted) <= allowance), (name, layer, estimate, predicted, stderr)
-        resolution = 1.0 if name in ("K1", "theta1") else 0.25  # mean shifts are O(1/n) of K: harder to resolve
-        assert np.max(stderr) < resolution * np.max(np.abs(predicted)), name
+        if name not in ("K1", "theta1"):  # layer 3: an error of half the prediction would fail
+            largest = np.argmax(np.abs(predicted))
+            assert allowance.flat[largest] < 0.5 * abs(predicted.flat[largest]), name
 
 
 def test_mean_statistics_of_sampled_networks_agree_with_k1_and_theta1():

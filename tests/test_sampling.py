@@ -110,11 +110,23 @@ def test_same_result_for_any_batch_size_and_worker_count():
     assert not identical(ref, sample(SMALL, X2, **{**kwargs, "seed": 12}))
 
 
-def test_unequal_widths_and_float32():
+def test_unequal_widths_enter_the_networks():
+    """Deep linear network (c_w = 1), one input: given layer l, the next layer's neurons are iid
+    N(0, G_l) with G_l = |z^(l)|^2 / n_l, so G_2 = K chi2_(n_1) chi2_(n_2) / (n_1 n_2) and the
+    normalised cumulant of layer 3 is exactly n_2 Var(G_2) = (2 + 2 n_2 / n_1 + 4 / n_1) K^2, at any
+    width: 11 K^2 for widths (4, 16), 5 K^2 if the second width were taken equal to the first."""
+    linear = ntkit.MLP(depth=3, activation="linear", c_b=0.0, c_w=1.0)
+    ds = sample(linear, X2[:1], width=(4, 16), n_networks=20_000, seed=1)
+    k = float(X2[0] @ X2[0]) / X2.shape[1]
+    V, stderr = (float(ds[name].sel(layer=3).values[0, 0, 0, 0]) for name in ("V", "V_stderr"))
+    assert abs(V - 11 * k**2) < 4 * stderr
+    assert min(abs(V - 5 * k**2), abs(V - 4.25 * k**2)) > 4 * stderr  # widths (4, 4) or (16, 16) are ruled out
+
+
+def test_float32_networks_agree_with_float64():
     deep = ntkit.MLP(depth=3, activation="tanh", c_w=1.2)
     a = sample(deep, X2, width=(3, 7), n_networks=2000, seed=1)
     b = sample(deep, X2, width=(3, 7), n_networks=2000, seed=2, dtype="float32")
-    assert a.attrs["hidden_widths"].tolist() == [3, 7]
     diff = np.abs(a["K"] - b["K"]) / np.hypot(a["K_stderr"], b["K_stderr"])
     assert float(diff.max()) < 4.5
     assert a["V"].dtype == np.float64 and b["V"].dtype == np.float64
@@ -154,7 +166,9 @@ def test_checkpoint_survives_sigkill_and_resumes_exactly(tmp_path):
     from ntkit.results import load
     done = int(load(path).attrs["chunks_done"])
     assert 0 < done < 120_000 // 2048, done  # really interrupted half-way
-    resumed = sample(SMALL, X2, checkpoint=path, **args)
+    reports = []
+    resumed = sample(SMALL, X2, checkpoint=path, progress=lambda done_, total: reports.append(done_), **args)
+    assert reports[0] == done * 2048 and len(reports) == 1 + (-(-120_000 // 2048) - done)  # resumed, not recomputed
     assert identical(resumed, sample(SMALL, X2, **args))
     with pytest.raises(CheckpointMismatch, match="different arguments.*seed"):
         sample(SMALL, X2, checkpoint=path, **{**args, "seed": 6})

@@ -100,7 +100,7 @@ def test_dynamics_study_cli_writes_data_and_figures(tmp_path):
     from typer.testing import CliRunner
 
     from ntkit.cli import app
-    from ntkit.results import load
+    from ntkit.results import config_of, load
     from ntkit.studies.dynamics_figures import DYNAMICS_FIGURES
 
     out = tmp_path / "dyn"
@@ -113,3 +113,19 @@ def test_dynamics_study_cli_writes_data_and_figures(tmp_path):
     ds = load(out / "dynamics_study.nc")
     assert {"test_error", "ntk_change", "ntk_change_exponent"} <= set(ds.data_vars)
     assert ds["test_error"].dims == ("width",) and list(ds["width"].values) == [16, 32]
+    # the predictions, step by step: f <- f - lr Theta_tt (f - y), g <- g - lr Theta_et (f - y), from the networks' f_0
+    m, lr = ds.sizes["train"], config_of(ds)["lr_ntk"]
+    theta, y = ds["theta"].values, ds["y_train"].values
+    steps = ds["step"].values
+    start = ds.sel(parameterization="ntk", step=0)
+    for width in (16, 32):
+        f, g = start["f_train"].sel(width=width, seed=0).values, start["f_test"].sel(width=width, seed=0).values
+        for t in range(steps[-1] + 1):
+            if t in steps:
+                at = ds.sel(width=width, seed=0, step=t)
+                np.testing.assert_allclose(at["pred_train"].values, f, rtol=1e-10, atol=1e-12)
+                np.testing.assert_allclose(at["pred_test"].values, g, rtol=1e-10, atol=1e-12)
+            f, g = f - lr * theta[:m, :m] @ (f - y), g - lr * theta[m:, :m] @ (f - y)
+        last = ds.sel(width=width, parameterization="ntk", step=steps[-1])
+        error = np.sqrt(np.mean((last["f_test"] - last["pred_test"]).values ** 2)) / np.sqrt(np.mean(ds["y_test"].values ** 2))
+        assert float(ds["test_error"].sel(width=width)) == pytest.approx(error, rel=1e-12)

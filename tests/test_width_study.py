@@ -72,18 +72,24 @@ def test_cli_writes_data_figures_and_report(tiny_study):
     assert "wrote:" in result.output and "study.nc" in result.output
 
 
-def test_stored_results_match_independent_computations(tiny_study):
-    """Theory columns equal a direct finite_width call; the MC entries are ntkit.sample's."""
+def test_study_stores_the_library_results(tiny_study):
+    """A storage check (the values themselves are tested in test_first_order and test_sampling):
+    every theory variable is finite_width's, every Monte-Carlo variable at width 8 is ntkit.sample's,
+    with K1_mc, theta1_mc = n_(l-1) (MC mean - infinite width), n_0 at layer 1."""
     out, _ = tiny_study
     ds = load(out / "study.nc")
     cfg = load_config(None, **{k: v for k, v in config_of(ds).items() if k != "study"})
     theory = ntkit.finite_width(cfg.mlp(), cfg.input_array())
-    np.testing.assert_allclose(ds["theta1"].values, theory["theta1"].values, rtol=1e-12, atol=1e-14)
+    for name in ("K", "theta", "K1", "theta1", "V", "D", "F", "A", "B"):
+        np.testing.assert_allclose(ds[name].values, theory[name].values, rtol=1e-12, atol=1e-14, err_msg=name)
     mc = ntkit.sample(cfg.mlp(), cfg.input_array(), width=8, n_networks=cfg.networks, seed=cfg.seed)
-    np.testing.assert_array_equal(ds["theta_mc"].sel(width=8).values, mc["theta"].values)
-    # K1_mc = n_(l-1) (MC mean - infinite width): the fan-in of layer 1 is the input dimension
+    for name in ("K", "theta", "V", "D", "F", "A", "B"):
+        for suffix in ("", "_stderr"):
+            np.testing.assert_array_equal(ds[f"{name}_mc{suffix}"].sel(width=8).values, mc[f"{name}{suffix}"].values, err_msg=name + suffix)
     fan_in = np.array([cfg.input_array().shape[1], 8, 8])[:, None, None]
-    np.testing.assert_allclose(ds["K1_mc"].sel(width=8).values, fan_in * (mc["K"].values - theory["K"].values), rtol=1e-10, atol=1e-12)
+    for name in ("K", "theta"):
+        np.testing.assert_allclose(ds[f"{name}1_mc"].sel(width=8).values, fan_in * (mc[name].values - theory[name].values),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def test_agreement_z_scores_are_the_definition(tiny_study):
