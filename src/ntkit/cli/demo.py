@@ -16,6 +16,7 @@ from .study import run_and_show
 def demo(output: Optional[str] = typer.Option(None, "--out", help=f"Output directory (default: {DEMO_CONFIG.output}).")) -> None:
     """GeLU at criticality, depth 4: theory vs sampled networks at widths 8..128 (a few minutes on 2 cores).
 
-    A rerun reuses finished Monte-Carlo checkpoints in <out>/checkpoints.
+    Rerunning an interrupted demo resumes from the Monte-Carlo checkpoints in <out>/checkpoints
+    (removed once the study is written).
     """
     run_and_show(dataclasses.replace(DEMO_CONFIG, output=output or DEMO_CONFIG.output).validated())
