@@ -186,14 +186,15 @@ def test_layers_selection():
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
-@pytest.mark.parametrize("m, n_0", [(21, 5), (32, 5), (7, 7), (21, 16)])  # row blocks of 8, 8 and 5; four of 8; one; 8, 8, 5
+@pytest.mark.parametrize("m, n_0", [(21, 5), (32, 5), (7, 7), (21, 16), (21, 40)])  # row blocks of 8, 8 and 5; four of 8; one; 8, 8, 5
 def test_closed_form_paths_agree(activation, m, n_0, monkeypatch):
     """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
     of rows through numpy arrays when they are large; both give the same numbers, exactly
-    symmetric, with equal rows for equal inputs, for every selection of layers. Two cases guard
-    the Gram both paths start from, numpy's x @ x.T (BLAS syrk, mirrored): on the 7 x 7 inputs
-    JAX's own dot gives x x^T neither exactly symmetric nor with equal duplicate rows, and on the
-    21 x 16 inputs a general BLAS product with a copied x^T (gemm, 2.5x faster) is not symmetric."""
+    symmetric, with equal rows for equal inputs, for every selection of layers. Three cases guard
+    the input Gram both paths start from: on the 7 x 7 inputs JAX's own dot gives x x^T neither
+    exactly symmetric nor with equal duplicate rows, and on the 21 x 16 inputs a general BLAS
+    product with a copied x^T (gemm) is not symmetric; both are summed term by term instead, and
+    the 21 x 40 inputs (more than SUMMED_GRAM_DIMS) take numpy's x @ x.T (BLAS syrk, mirrored)."""
     mlp = MLP(4, activation, c_b=0.1, c_w=1.6, lambda_b=0.3, lambda_w=1.2)
     x = np.random.default_rng(3).normal(size=(m, n_0))
     x[4] = x[1]  # a duplicate input

@@ -22,6 +22,7 @@ from ..results import PAIR_DIMS, inputs_variable, with_provenance
 from .tables import pair_rows
 
 ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
+SUMMED_GRAM_DIMS = 32  # up to this input dimension the input Gram is summed term by term, beyond it by BLAS
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
 WHOLE_MATRIX_ENTRIES = 2**22  # up to m^2 this large (m = 2048), closed forms keep whole matrices in JAX
 
@@ -41,19 +42,18 @@ def _hyper(mlp: MLP, layer: int) -> tuple[float, float, float, float]:
 def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarray, np.ndarray]:
     """K and Theta of the layers in ``order`` (sorted), each of shape (len(order), m, m).
 
-    The last kept layer's arrays are the working arrays. They start as the input Gram
-    G = x x^T / n_0 from one BLAS call (exactly symmetric, and equal rows for equal inputs, which
-    the arc-cosine kernel needs at correlation one); layer 1 is (c_b + c_w G, lambda_b + lambda_w G).
+    Every path starts from the input Gram G = x x^T / n_0 (:func:`_input_gram_into`); closed forms
+    of small problems keep it in JAX, the others in the last kept layer's arrays, which are the
+    working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G).
     """
     m = x.shape[0]
     out_K, out_theta = _aligned_empty((len(order), m, m)), _aligned_empty((len(order), m, m))
-    gram = out_K[-1]
-    np.matmul(x, x.T, out=gram)
-    gram /= x.shape[1]
     kernel = mlp.activation.pair_kernel()
     if kernel is not None and m * m <= WHOLE_MATRIX_ENTRIES:
-        _whole_matrix_layers(mlp, kernel, order, out_K, out_theta)
+        _whole_matrix_layers(mlp, kernel, order, _input_gram(x), out_K, out_theta)
         return out_K, out_theta
+    gram = out_K[-1]
+    _input_gram_into(x, gram)
     if len(order) > 1 and order[0] == 1:
         _layer_one_into(mlp, gram, out_K[0], out_theta[0])
     if kernel is not None and order[-1] > 1:
@@ -63,6 +63,47 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
     if order[-1] > 1:
         _numerical_layers(mlp, order, out_K, out_theta, nodes)
     return out_K, out_theta
+
+
+def _input_gram_into(x: np.ndarray, gram: np.ndarray) -> None:
+    """G = x x^T / n_0 of inputs x (m, n_0), written into ``gram``: exactly symmetric, with equal
+    rows for equal inputs and opposite rows for opposite ones (the arc-cosine kernel needs these
+    at correlations of exactly +-1).
+
+    Up to SUMMED_GRAM_DIMS input dimensions every entry is summed term by term in the same order
+    (:func:`_summed_gram_rows`), which for so few terms is 2-4x faster than BLAS; beyond, BLAS
+    syrk computes one triangle and mirrors it (a general matrix product, or XLA's dot, sums
+    different entries in different orders: neither symmetric nor equal on equal inputs).
+    """
+    n_0 = x.shape[1]
+    if n_0 > SUMMED_GRAM_DIMS:
+        np.matmul(x, x.T, out=gram)
+        gram /= n_0
+        return
+    inputs = jax.device_put(x)
+    for start in range(0, x.shape[0], ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        gram[rows] = np.asarray(_summed_gram_rows(inputs[rows], inputs))
+
+
+def _input_gram(x: np.ndarray) -> jax.Array:
+    """G = x x^T / n_0 as a JAX array, with the guarantees of :func:`_input_gram_into`."""
+    if x.shape[1] > SUMMED_GRAM_DIMS:
+        gram = _aligned_empty((x.shape[0], x.shape[0]))
+        _input_gram_into(x, gram)
+        return jax.device_put(gram)
+    inputs = jax.device_put(x)
+    return _summed_gram_rows(inputs, inputs)
+
+
+@jax.jit
+def _summed_gram_rows(x_rows, x):
+    """x_rows x^T / n_0 as sum_k x_rows[:, k] x[:, k]^T, k = 0, 1, ... in order: each entry is
+    the same sequence of products (commutative) and sums, whichever row and column it is in."""
+    gram = x_rows[:, None, 0] * x[None, :, 0]
+    for k in range(1, x.shape[1]):
+        gram = gram + x_rows[:, None, k] * x[None, :, k]
+    return gram / x.shape[1]
 
 
 def _layer_one_into(mlp: MLP, gram: np.ndarray, K: np.ndarray, theta: np.ndarray) -> None:
@@ -133,11 +174,9 @@ _whole_second = jax.jit(_second_layer, static_argnums=0)
 _whole_next = jax.jit(_next_layer, static_argnums=0, donate_argnums=2)  # in place
 
 
-def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
-    """All layers from the input Gram in ``out_K[-1]``, whole matrices K + i Theta kept by JAX
-    and stepped in place (m^2 <= WHOLE_MATRIX_ENTRIES: the working K + i Theta, 2 m^2 doubles, are held
-    besides the outputs)."""
-    gram = jax.device_put(out_K[-1])
+def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], gram: jax.Array, out_K: np.ndarray, out_theta: np.ndarray) -> None:
+    """All layers from the input Gram, whole matrices K + i Theta kept by JAX and stepped in place
+    (m^2 <= WHOLE_MATRIX_ENTRIES: the working K + i Theta, 2 m^2 doubles, are held besides the outputs)."""
     first = 1 if order[0] == 1 else 2  # layer 1 only formed as a matrix when it is kept
     packed = _whole_layer_one(_hyper(mlp, 1), gram) if first == 1 else _whole_second(kernel, _hyper(mlp, 1), _hyper(mlp, 2), gram)
     for layer in range(first, order[-1] + 1):
