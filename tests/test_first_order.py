@@ -202,7 +202,8 @@ def test_off_criticality_kernel_is_exponential(c_w):
 @pytest.mark.parametrize("activation", ["gelu", "tanh", "erf", "relu", "leaky_relu"])
 def test_pair_tables_equal_layer_tables_on_every_pair(activation):
     """Mehler series with per-input coefficients (gelu, tanh, erf), the piecewise closed forms (relu,
-    leaky relu) and Price-theorem derivatives of closed forms (gelu, erf, relu, leaky relu) against
+    leaky relu) and Price-theorem derivatives of closed forms (by autodiff for gelu and erf, by hand
+    for relu and leaky relu) against
     the block-by-block quadrature/Mehler tables of ``layer_tables`` on each 2 x 2 block."""
     from ntkit.activations import get_activation, leaky_relu
     from ntkit.theory.layer_tables import layer_tables

@@ -17,7 +17,7 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
 
 * for scale-invariant activations (relu, leaky relu: every integrand a piecewise monomial) the
   two-sample entries in closed form (``ntkit.gaussian.piecewise_pair``) and the Stein tables by
-  Price's theorem on those closed forms.
+  Price's theorem on the arc-cosine closed forms, differentiated by hand (:class:`_PiecewiseLinearStein`).
 
 A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks when
 ``nodes`` is given, when the Mehler series do not converge, or, for piecewise activations, when
@@ -30,12 +30,14 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..activations import Activation
+from .. import trig
 from ..gaussian import PiecewiseMonomial, expectation, piecewise_pair, product
 from ..mehler import coefficient_tables, pair_series
 from .layer_tables import LayerTables, layer_tables
@@ -70,9 +72,11 @@ class PairTables:
         m_pairs = [(product(s2, sigma), sigma), (s2, s2), (sigma, product(s2, sigma))]
         n_pairs = {(p, q): (_power(sigma, dsigma, p, q), _power(sigma, dsigma, 2 - p, 2 - q)) for p in range(3) for q in range(3) if (p, q) not in ((0, 0), (2, 2))}
         spec = [(f, g, 0, 0) for f, g in m_pairs] + [(f, g, 0, 0) for f, g in n_pairs.values()]
-        closed = None
-        if with_stein:
-            closed = (_Piecewise(sigma, sigma), _Piecewise(dsigma, dsigma)) if piecewise else activation.pair_functions()
+        stein = None  # closed-form Stein splits; without them, Mehler series
+        if with_stein and piecewise:
+            stein = _PiecewiseLinearStein(sigma.c_plus, sigma.c_minus)
+        elif with_stein and activation.pair_functions() is not None:
+            stein = _closed_stein(*activation.pair_functions())
         data = {"K": K, "S": S, "P": P, "var": var, "M_diag": expectation((product(s2, s2),), one_d), "N_diag": expectation((product(s2, d2),), one_d)}
         if with_stein:
             data |= {
@@ -82,13 +86,13 @@ class PairTables:
                 "B4": expectation((d2,), one_d, 4)[:, 0, 0, 0, 0],
                 "C": expectation((product(sigma, dsigma),), one_d, 1)[:, 0],
             }
-            if closed is None:
+            if stein is None:
                 for f, g, order in ((sigma, sigma, 2), (sigma, sigma, 4), (dsigma, dsigma, 2), (dsigma, dsigma, 4)):
                     spec += [(f, g, i, order - i) for i in range(order, -1, -1)]
                 spec += [(sigma, dsigma, 1, 0), (sigma, dsigma, 0, 1), (dsigma, sigma, 1, 0), (dsigma, sigma, 0, 1)]
         if piecewise:  # closed forms, no series
             self.data = {name: jnp.asarray(value) for name, value in data.items()}
-            self.structure, self.profile = _Structure(tuple(spec), with_stein, closed, piecewise=True), None
+            self.structure, self.profile = _Structure(tuple(spec), with_stein, stein, piecewise=True), None
             return
         found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var, first_terms)
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
@@ -98,7 +102,7 @@ class PairTables:
         funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
         data["coefs"] = np.stack([coef[h].T for h in funcs])  # (functions, terms + top, samples)
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
-        self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, closed)
+        self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein)
         top = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
         n = np.arange(self.terms)
         self.profile = np.max([top[f][n + i] * top[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
@@ -132,19 +136,8 @@ class _Structure:
 
     spec: tuple  # (f, g, i, j): f, g index data["coefs"] (the functions if piecewise); M, N series, then Stein splits
     with_stein: bool
-    closed: tuple | None  # (G, P) closed forms of <s_a s_b>, <s'_a s'_b>, or None
+    stein: Callable | None  # (kaa, kbb, kab) -> the Stein splits (20, pairs) in closed form, or None (series)
     piecewise: bool = False  # M and N entries by ntkit.gaussian.piecewise_pair instead of Mehler series
-
-
-@dataclass(frozen=True)
-class _Piecewise:
-    """(kaa, kbb, kab) -> <f(z_a) g(z_b)> for piecewise monomials (hashable: one compilation for all layers)."""
-
-    f: PiecewiseMonomial
-    g: PiecewiseMonomial
-
-    def __call__(self, kaa, kbb, kab):
-        return piecewise_pair(self.f, self.g, kaa, kbb, kab)
 
 
 def _closed_form_applies(K: np.ndarray, with_stein: bool) -> bool:
@@ -197,7 +190,7 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     if not structure.with_stein:
         zeros = jnp.zeros
         return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros((n,) + (2,) * 6), zeros(shape4), zeros((n,) + (2,) * 6), zeros((n, 2, 2, 2)))
-    stein = _closed_stein(*structure.closed)(va, vb, kab) if structure.closed else values[10:]
+    stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
     stein = jax.lax.optimization_barrier(stein)  # else XLA recomputes the closed forms for every table entry (10x slower)
     A2 = _stein_dense(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
     A4 = _stein_dense(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
@@ -278,3 +271,40 @@ def _closed_stein(G, P):
         return jnp.stack(g2 + g4 + p2 + p4 + [dd, 2 * g_b, 2 * g_a, dd])
 
     return jax.vmap(one, out_axes=1)
+
+
+@dataclass(frozen=True)
+class _PiecewiseLinearStein:
+    """The Stein splits of :func:`_closed_stein` for sigma(z) = a_+ z (z > 0), a_- z (z < 0), by hand.
+
+    With Delta = a_+ - a_-, rho = kab / sqrt(kaa kbb) = cos(theta) and R = sqrt(kaa kbb - kab^2):
+
+        G = <sigma_a sigma_b>   = a_+ a_- kab + Delta^2 (R + (pi - theta) kab) / 2pi,
+        P = <sigma'_a sigma'_b> = a_+ a_- + Delta^2 (pi - theta) / 2pi,
+
+    whose derivatives (q = Delta^2 / 4pi) are dG/dkab = P, dG/dkaa = q R / kaa,
+    dP/dkab = 2q / R, dP/dkaa = -q kab / (kaa R), d2G/dkaa2 = q (2 kab^2 - kaa kbb) / (2 kaa^2 R),
+    dP/dkab2 = 2q kab / R^3, d2P/dkaa dkab = -q kbb / R^3,
+    d2P/dkaa2 = q kab (2 R^2 + kaa kbb) / (2 kaa^2 R^3), and a <-> b. Needs |rho| < 1
+    (``_closed_form_applies``). Checked against 2-D quadrature (tests/test_first_order.py); near
+    the zeros of d2G/dkaa2 it is more accurate than autodiff of the closed forms.
+    """
+
+    a_plus: float
+    a_minus: float
+
+    def __call__(self, kaa, kbb, kab):
+        q = (self.a_plus - self.a_minus) ** 2 / (4 * jnp.pi)
+        s = jnp.sqrt(kaa * kbb)
+        rho = kab / s
+        R = s * jnp.sqrt((1 - rho) * (1 + rho))
+        R3 = R**3
+        P = self.a_plus * self.a_minus + 2 * q * (jnp.pi - trig.arccos(rho))
+        g_a, g_b = q * R / kaa, q * R / kbb
+        g_aa, g_bb = (q * (2 * kab**2 - kaa * kbb) / (2 * k**2 * R) for k in (kaa, kbb))
+        p_a, p_b, p_ab = -q * kab / (kaa * R), -q * kab / (kbb * R), 2 * q / R
+        p_aa, p_bb = (q * kab * (2 * R**2 + kaa * kbb) / (2 * k**2 * R3) for k in (kaa, kbb))
+        second_g, fourth_g = [2 * g_a, P, 2 * g_b], [4 * g_aa, 2 * p_a, p_ab, 2 * p_b, 4 * g_bb]
+        second_p = [2 * p_a, p_ab, 2 * p_b]
+        fourth_p = [4 * p_aa, -2 * q * kbb / R3, 2 * q * kab / R3, -2 * q * kaa / R3, 4 * p_bb]
+        return jnp.stack(second_g + fourth_g + second_p + fourth_p + [P, 2 * g_b, 2 * g_a, P])
