@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..activations import Activation
 from .. import trig
+from ..activations import Activation
 from ..gaussian import PiecewiseMonomial, expectation, piecewise_pair, product
 from ..mehler import coefficient_tables, pair_series
 from .layer_tables import LayerTables, layer_tables
