@@ -278,6 +278,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
         table_length = source.terms or table_length
         h, ratio = _hyper(mlp, layer), r[layer - 2]
         rho = np.abs(pair_correlations(kernels[0], ia, ib))
+        finished = None  # the previous chunk's results, stored while XLA computes the next chunk
         for start in range(0, filled, chunk):
             c = slice(start, start + chunk)
             if source.generic:
@@ -289,13 +290,21 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
             else:
                 terms = source.terms_for(float(rho[c].max()))
                 new = _pair_step(source.structure, source.data, ia[c], ib[c], terms, [value[c] for value in state], h, ratio, *kernels[1:])
-            for value, updated in zip(state, new):
-                value[c] = updated
+            if finished is not None:
+                _store(state, *finished)
+            finished = c, new
+        _store(state, *finished)
         for name, value in zip(("K1", "theta1"), state[:2]):
             for i, a in enumerate((ia, ib)):
                 for j, b in enumerate((ia, ib)):
                     out[name][layer - 1, a, b] = value[:, i, j]
     return out
+
+
+def _store(state: list, rows: slice, new) -> None:
+    """state[k][rows] = new[k] for the chunk ``rows`` (waits for its results)."""
+    for value, updated in zip(state, new):
+        value[rows] = updated
 
 
 @functools.partial(jax.jit, static_argnums=0)
