@@ -215,24 +215,33 @@ def gram_rows(coef_rows: np.ndarray, coef_cols: np.ndarray, rho: np.ndarray, ter
 def pair_series(spec: tuple, coefs, terms, var_a, var_b, index_a, index_b, rho):
     """<d_a^i d_b^j f(z_a) g(z_b)> for every (f, g, i, j) of ``spec`` and every pair (a, b) given.
 
-    Traceable (call it inside ``jax.jit``). ``coefs`` (functions, length, samples): the stacked
-    tables of :func:`coefficient_tables`, f and g index its first axis; ``terms`` (may be traced)
+    Traceable (call it inside ``jax.jit``). ``coefs`` (length, samples, functions): the stacked
+    tables of :func:`coefficient_tables`, f and g index its last axis; ``terms`` (may be traced)
     is the series length, at most length - max(i, j); ``var_a``, ``var_b`` the (positive where
     derivatives are taken) variances of each pair's samples ``index_a``, ``index_b``, ``rho`` their
     correlations. Returns (len(spec), pairs).
+
+    Each Horner step gathers all functions' coefficients of a sample as one row (one gather per
+    sample and derivative order, not one per function and order), which takes a third off the
+    series of gelu's mean path.
     """
-    n = np.arange(coefs.shape[1], dtype=float)
+    n = np.arange(coefs.shape[0], dtype=float)
     rising = {i: np.exp(0.5 * (gammaln(n + i + 1.0) - gammaln(n + 1.0))) for i in range(5)}
-    weights = jnp.asarray(np.stack([rising[i] * rising[j] for _, _, i, j in spec]))
+    # the series grouped by derivative orders (i, j): a group's coefficients are columns of the
+    # same two rows; the accumulator is kept in group order and put back in spec order at the end
+    groups = sorted({(i, j) for _, _, i, j in spec})
+    grouped = [s for group in groups for s, entry in enumerate(spec) if entry[2:] == group]
+    weights = jnp.asarray(np.stack([rising[spec[s][2]] * rising[spec[s][3]] for s in grouped], -1))  # (length, spec)
+    columns = {group: tuple(np.array([spec[s][side] for s in grouped if spec[s][2:] == group]) for side in (0, 1)) for group in groups}
 
     def horner(step, acc):  # acc <- acc * rho + c_k f_(k+i)(a) g_(k+j)(b), k from terms-1 down to 0
         k = terms - 1 - step
-        new = []
-        for s, (f, g, i, j) in enumerate(spec):
-            fa = jax.lax.dynamic_index_in_dim(coefs[f], k + i, 0, False)[index_a]
-            gb = jax.lax.dynamic_index_in_dim(coefs[g], k + j, 0, False)[index_b]
-            new.append(acc[s] * rho + weights[s, k] * fa * gb)
-        return jnp.stack(new)
+        at_a = {i: jax.lax.dynamic_index_in_dim(coefs, k + i, 0, False)[index_a] for i, _ in groups}
+        at_b = {j: jax.lax.dynamic_index_in_dim(coefs, k + j, 0, False)[index_b] for _, j in groups}
+        fa = jnp.concatenate([at_a[i][:, columns[i, j][0]] for i, j in groups], -1)
+        gb = jnp.concatenate([at_b[j][:, columns[i, j][1]] for i, j in groups], -1)
+        return acc * rho[:, None] + jax.lax.dynamic_index_in_dim(weights, k, 0, True) * fa * gb
 
-    acc = jax.lax.fori_loop(0, terms, horner, jnp.zeros((len(spec),) + rho.shape, rho.dtype))
-    return acc * jnp.stack([var_a ** (-i / 2) * var_b ** (-j / 2) for _, _, i, j in spec])
+    acc = jax.lax.fori_loop(0, terms, horner, jnp.zeros(rho.shape + (len(spec),), rho.dtype))
+    acc = acc[:, np.argsort(grouped)] if grouped != sorted(grouped) else acc
+    return acc.T * jnp.stack([var_a ** (-i / 2) * var_b ** (-j / 2) for _, _, i, j in spec])

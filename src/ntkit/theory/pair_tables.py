@@ -100,7 +100,7 @@ class PairTables:
             return
         coef, self.terms = found
         funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
-        data["coefs"] = np.stack([coef[h].T for h in funcs])  # (functions, terms + top, samples)
+        data["coefs"] = np.stack([coef[h].T for h in funcs], -1)  # (terms + top, samples, functions)
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
         self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein)
         top = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
