@@ -151,6 +151,17 @@ def test_too_many_inputs_for_full_tensors_is_refused():
         finite_width(ntkit.MLP(depth=2, activation="relu"), np.random.default_rng(0).normal(size=(40, 3)))
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(widths=float("nan")), "positive integer"),
+    (dict(widths=[4, -3]), "positive integers"),
+    (dict(x=np.full((2, 3), 1e200)), "overflows float64"),
+])
+def test_bad_widths_and_overflowing_inputs_are_refused(kwargs, message):
+    args = dict(x=X2, tensors="mean") | kwargs
+    with pytest.raises(ValueError, match=message):
+        finite_width(ntkit.MLP(depth=3, activation="relu", c_w=2.0), **args)
+
+
 def test_collinear_inputs_without_bias_are_refused_clearly():
     """x_b = 2 x_a with c_b = 0 and relu: perfectly correlated, the Stein forms have no inverse."""
     with pytest.raises(ValueError, match="singular"):

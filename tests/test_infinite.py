@@ -224,6 +224,8 @@ def test_closed_form_paths_agree(activation, m, n_0, monkeypatch):
         (np.ones((2, 2, 2)), r"shape \(m, n_0\)"),
         (np.ones((0, 3)), "at least one input"),
         (np.array([["a", "b"]]), "numeric"),
+        (np.ones((2, 2)) * 1j, "must be real"),
+        (np.full((2, 2), 1e200), "K of layer 1 overflows"),
     ],
 )
 def test_bad_inputs_raise(x, message):

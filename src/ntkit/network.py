@@ -105,6 +105,8 @@ def validate_inputs(x, name: str = "x") -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (m, n_0): m inputs of dimension n_0; got shape {arr.shape}")
@@ -120,6 +122,8 @@ def hidden_widths(width, depth: int) -> tuple[int, ...]:
     """Widths n_1..n_(L-1) of the hidden layers from an int (all equal) or a sequence."""
     if isinstance(width, (int, np.integer)) and not isinstance(width, bool):
         widths = (int(width),) * (depth - 1)
+    elif np.ndim(width) != 1:
+        raise ValueError(f"widths must be a positive integer or a sequence of them, got {width!r}")
     else:
         widths = tuple(int(w) if float(w).is_integer() else math.nan for w in width)
         if len(widths) != depth - 1:

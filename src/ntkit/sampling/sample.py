@@ -78,6 +78,11 @@ def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int
                                statistics=statistics)
              for first in range(start, stop, batch_size)]
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    for name, values in joined.items():
+        finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"network {start + int(np.argmin(finite))} overflows float64 ({name} is not finite): "
+                             "scale down the inputs or the hyperparameters")
     acc = from_batch(joined)
     return {"count": acc.count, **acc.arrays()}
 

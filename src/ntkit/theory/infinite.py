@@ -31,7 +31,9 @@ __all__ = ["infinite_width", "layer_kernels"]
 
 def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(K, Theta)] of layers 1..L for validated inputs x (m, n_0)."""
-    K, theta = _kernels(mlp, x, list(range(1, mlp.depth + 1)), nodes)
+    order = list(range(1, mlp.depth + 1))
+    K, theta = _kernels(mlp, x, order, nodes)
+    _require_finite(K, theta, order)
     return list(zip(K, theta))
 
 
@@ -227,6 +229,7 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     x = validate_inputs(x)
     order = sorted(_wanted_layers(layers, mlp.depth))
     out_K, out_theta = _kernels(mlp, x, order, nodes)
+    _require_finite(out_K, out_theta, order)
     m = x.shape[0]
     ds = xr.Dataset(
         {"K": (PAIR_DIMS, out_K), "theta": (PAIR_DIMS, out_theta), "x": inputs_variable(x)},
@@ -235,6 +238,14 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     ds["K"].attrs["long_name"] = "NNGP kernel (infinite width)"
     ds["theta"].attrs["long_name"] = "NTK (infinite width)"
     return with_provenance(ds, {"kind": "infinite_width", "mlp": mlp.describe(), "layers": order})
+
+
+def _require_finite(out_K: np.ndarray, out_theta: np.ndarray, order: list[int]) -> None:
+    """Raise if a kernel overflowed. Checking the diagonals suffices: |K_ab| <= sqrt(K_aa K_bb)."""
+    for i, layer in enumerate(order):
+        for name, values in (("K", out_K[i]), ("theta", out_theta[i])):
+            if not np.all(np.isfinite(np.diagonal(values))):
+                raise ValueError(f"{name} of layer {layer} overflows float64: scale down the inputs or the hyperparameters")
 
 
 def _wanted_layers(layers, depth: int) -> set[int]:
