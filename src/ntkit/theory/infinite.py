@@ -31,9 +31,7 @@ __all__ = ["infinite_width", "layer_kernels"]
 
 def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(K, Theta)] of layers 1..L for validated inputs x (m, n_0)."""
-    order = list(range(1, mlp.depth + 1))
-    K, theta = _kernels(mlp, x, order, nodes)
-    _require_finite(K, theta, order)
+    K, theta = _kernels(mlp, x, list(range(1, mlp.depth + 1)), nodes)
     return list(zip(K, theta))
 
 
@@ -46,25 +44,31 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
 
     Every path starts from the input Gram G = x x^T / n_0 (:func:`_input_gram_into`); closed forms
     of small problems keep it in JAX, the others in the last kept layer's arrays, which are the
-    working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G).
+    working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G). Raises if a kernel overflows.
     """
     m = x.shape[0]
     out_K, out_theta = _aligned_empty((len(order), m, m)), _aligned_empty((len(order), m, m))
+    _layers_into(mlp, x, order, nodes, out_K, out_theta)
+    _require_finite(out_K, out_theta, order)
+    return out_K, out_theta
+
+
+def _layers_into(mlp: MLP, x: np.ndarray, order: list[int], nodes, out_K: np.ndarray, out_theta: np.ndarray) -> None:
+    """The kept layers into ``out_K``, ``out_theta``, by the path that suits the activation and m."""
     kernel = mlp.activation.pair_kernel()
-    if kernel is not None and m * m <= WHOLE_MATRIX_ENTRIES:
+    if kernel is not None and x.shape[0] ** 2 <= WHOLE_MATRIX_ENTRIES:
         _whole_matrix_layers(mlp, kernel, order, _input_gram(x), out_K, out_theta)
-        return out_K, out_theta
+        return
     gram = out_K[-1]
     _input_gram_into(x, gram)
     if len(order) > 1 and order[0] == 1:
         _layer_one_into(mlp, gram, out_K[0], out_theta[0])
     if kernel is not None and order[-1] > 1:
         _row_block_layers(mlp, kernel, order, out_K, out_theta)
-        return out_K, out_theta
+        return
     _layer_one_into(mlp, gram, gram, out_theta[-1])  # theta first: K overwrites the Gram
     if order[-1] > 1:
         _numerical_layers(mlp, order, out_K, out_theta, nodes)
-    return out_K, out_theta
 
 
 def _input_gram_into(x: np.ndarray, gram: np.ndarray) -> None:
@@ -229,7 +233,6 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     x = validate_inputs(x)
     order = sorted(_wanted_layers(layers, mlp.depth))
     out_K, out_theta = _kernels(mlp, x, order, nodes)
-    _require_finite(out_K, out_theta, order)
     m = x.shape[0]
     ds = xr.Dataset(
         {"K": (PAIR_DIMS, out_K), "theta": (PAIR_DIMS, out_theta), "x": inputs_variable(x)},
