@@ -25,6 +25,7 @@ ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 SUMMED_GRAM_DIMS = 32  # up to this input dimension the input Gram is summed term by term, beyond it by BLAS
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
 WHOLE_MATRIX_ENTRIES = 2**22  # up to m^2 this large (m = 2048), closed forms keep whole matrices in JAX
+LANES = 8  # compiled Gram steps see rows padded to a multiple of this many columns (see _padded_columns)
 
 __all__ = ["infinite_width", "layer_kernels"]
 
@@ -86,20 +87,33 @@ def _input_gram_into(x: np.ndarray, gram: np.ndarray) -> None:
         np.matmul(x, x.T, out=gram)
         gram /= n_0
         return
-    inputs = jax.device_put(x)
+    inputs, columns = jax.device_put(x), jax.device_put(_padded_columns(x.T).T)
     for start in range(0, x.shape[0], ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
-        gram[rows] = np.asarray(_summed_gram_rows(inputs[rows], inputs))
+        gram[rows] = np.asarray(_summed_gram_rows(inputs[rows], columns))[:, : x.shape[0]]
+
+
+def _padded_columns(a):
+    """``a`` (..., m) with its last column repeated up to a multiple of LANES columns (numpy or traced).
+
+    XLA's CPU loops run the last axis in vector lanes and a scalar remainder, and may contract
+    a * b + c into one fused multiply-add in one but not the other: entry (a, b) and its mirror
+    (b, a), computed in different loops, would differ in the last bit. With no remainder every
+    entry is computed alike, and the Grams stay exactly symmetric.
+    """
+    xp = jnp if isinstance(a, jax.Array) else np
+    pad = -a.shape[-1] % LANES
+    return a if pad == 0 else xp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, pad)], mode="edge")
 
 
 def _input_gram(x: np.ndarray) -> jax.Array:
-    """G = x x^T / n_0 as a JAX array, with the guarantees of :func:`_input_gram_into`."""
+    """G = x x^T / n_0 as a JAX array (m, columns padded by :func:`_padded_columns`), with the
+    guarantees of :func:`_input_gram_into`."""
     if x.shape[1] > SUMMED_GRAM_DIMS:
         gram = _aligned_empty((x.shape[0], x.shape[0]))
         _input_gram_into(x, gram)
-        return jax.device_put(gram)
-    inputs = jax.device_put(x)
-    return _summed_gram_rows(inputs, inputs)
+        return jax.device_put(_padded_columns(gram))
+    return _summed_gram_rows(jax.device_put(x), jax.device_put(_padded_columns(x.T).T))
 
 
 @jax.jit
@@ -161,15 +175,15 @@ def _layer_one(hyper, gram):
 
 
 def _second_layer(kernel, hyper_1, hyper, gram):
-    """Layer 2 as K + i Theta from the whole input Gram."""
+    """Layer 2 as K + i Theta from the whole input Gram (columns padded)."""
     diag = jnp.diagonal(gram)
-    return _step_from_gram(kernel, hyper_1, hyper, diag, diag, gram)
+    return _step_from_gram(kernel, hyper_1, hyper, diag, _padded_columns(diag), gram)
 
 
 def _next_layer(kernel, hyper, packed):
-    """The next layer's K + i Theta from this layer's, whole matrices."""
+    """The next layer's K + i Theta from this layer's, whole matrices (columns padded)."""
     diag = jnp.diagonal(packed.real)
-    return _packed_step(kernel, hyper, diag, diag, packed.real, packed.imag)
+    return _packed_step(kernel, hyper, diag, _padded_columns(diag), packed.real, packed.imag)
 
 
 # Hyperparameters are traced (a scan over c_w compiles once); the closed form is static.
@@ -182,7 +196,9 @@ _whole_next = jax.jit(_next_layer, static_argnums=0, donate_argnums=2)  # in pla
 
 def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], gram: jax.Array, out_K: np.ndarray, out_theta: np.ndarray) -> None:
     """All layers from the input Gram, whole matrices K + i Theta kept by JAX and stepped in place
-    (m^2 <= WHOLE_MATRIX_ENTRIES: the working K + i Theta, 2 m^2 doubles, are held besides the outputs)."""
+    (m^2 <= WHOLE_MATRIX_ENTRIES: the working K + i Theta, 2 m^2 doubles, are held besides the
+    outputs), their columns padded by :func:`_padded_columns`."""
+    m = gram.shape[0]
     first = 1 if order[0] == 1 else 2  # layer 1 only formed as a matrix when it is kept
     packed = _whole_layer_one(_hyper(mlp, 1), gram) if first == 1 else _whole_second(kernel, _hyper(mlp, 1), _hyper(mlp, 2), gram)
     for layer in range(first, order[-1] + 1):
@@ -190,25 +206,29 @@ def _whole_matrix_layers(mlp: MLP, kernel, order: list[int], gram: jax.Array, ou
             packed = _whole_next(kernel, _hyper(mlp, layer), packed)
         if layer in order:
             i = order.index(layer)
-            values = np.asarray(packed)  # a view: deleted so that the next step can reuse the buffer
+            values = np.asarray(packed)[:, :m]  # a view: deleted so that the next step can reuse the buffer
             out_K[i], out_theta[i] = values.real, values.imag
             del values
 
 
 def _row_block_layers(mlp: MLP, kernel, order: list[int], out_K: np.ndarray, out_theta: np.ndarray) -> None:
     """Layers 2.. from the input Gram in the working arrays, one block of rows at a time
-    through numpy (large m: only blocks of rows are held besides the outputs)."""
+    through numpy (large m: only blocks of rows are held besides the outputs), the blocks' columns
+    padded by :func:`_padded_columns` (a copy only if m is not a multiple of LANES)."""
     K, theta = out_K[-1], out_theta[-1]
-    rows_of = [slice(start, min(start + ROW_BLOCK, K.shape[0])) for start in range(0, K.shape[0], ROW_BLOCK)]
+    m = K.shape[0]
+    rows_of = [slice(start, min(start + ROW_BLOCK, m)) for start in range(0, m, ROW_BLOCK)]
     for layer in range(2, order[-1] + 1):
         hyper = _hyper(mlp, layer)
         diag = np.diagonal(K).copy()
+        columns = _padded_columns(diag)
         for rows in rows_of:
+            K_rows = jax.device_put(_padded_columns(K[rows]))
             if layer == 2:
-                packed = _rows_from_gram(kernel, _hyper(mlp, 1), hyper, diag[rows], diag, jax.device_put(K[rows]))
+                packed = _rows_from_gram(kernel, _hyper(mlp, 1), hyper, diag[rows], columns, K_rows)
             else:
-                packed = _closed_form_rows(kernel, hyper, diag[rows], diag, jax.device_put(K[rows]), jax.device_put(theta[rows]))
-            values = np.asarray(packed)
+                packed = _closed_form_rows(kernel, hyper, diag[rows], columns, K_rows, jax.device_put(_padded_columns(theta[rows])))
+            values = np.asarray(packed)[:, :m]
             K[rows], theta[rows] = values.real, values.imag
         if layer in order[:-1]:
             out_K[order.index(layer)], out_theta[order.index(layer)] = K, theta
