@@ -162,10 +162,23 @@ def test_bad_widths_and_overflowing_inputs_are_refused(kwargs, message):
         finite_width(ntkit.MLP(depth=3, activation="relu", c_w=2.0), **args)
 
 
-def test_collinear_inputs_without_bias_are_refused_clearly():
-    """x_b = 2 x_a with c_b = 0 and relu: perfectly correlated, the Stein forms have no inverse."""
-    with pytest.raises(ValueError, match="singular"):
-        finite_width(ntkit.MLP(depth=3, activation="relu", c_b=0.0, c_w=2.0), np.vstack([X2[0], 2 * X2[0]]))
+def test_degenerate_inputs_without_bias_are_refused_naming_them():
+    """With c_b = 0, x_b = 2 x_a stays perfectly correlated through relu and x = 0 keeps zero
+    variance: the Stein tables of layers 2..L-1 have no inverse covariance, and the error names
+    the inputs and the layer. Depth 2 needs no Stein table: there the zero input is computed, and
+    its preactivations vanish identically at every width (V, and D in its preactivation pair, vanish)."""
+    relu = ntkit.MLP(depth=3, activation="relu", c_b=0.0, c_w=2.0)
+    with pytest.raises(ValueError, match="inputs 1 and 2 are collinear at layer 2"):
+        finite_width(relu, np.vstack([X2[1], X2[0], 2 * X2[0]]))
+    with_zero = np.vstack([X2[0], np.zeros(X2.shape[1]), X2[1]])
+    for tensors in ("all", "mean"):
+        with pytest.raises(ValueError, match="input 1 has zero variance at layer 2"):
+            finite_width(ntkit.MLP(depth=3, activation="gelu", c_b=0.0, c_w=2.0), with_zero, tensors=tensors)
+    shallow = finite_width(ntkit.MLP(depth=2, activation="gelu", c_b=0.0, c_w=2.0), with_zero)
+    V, D = shallow["V"].values[1], shallow["D"].values[1]
+    assert np.all(np.isfinite(V)) and V[0, 0, 0, 0] > 0 and V[2, 2, 2, 2] > 0  # variances of sigma^2
+    for axis in range(4):  # D's first pair holds the preactivations (its second, the NTK: lambda_b = 1 > 0 there)
+        assert np.all(np.take(V, 1, axis) == 0) and (axis > 1 or np.all(np.take(D, 1, axis) == 0))
 
 
 # --- depth stability (the paper's theorem, with the exponents the spec measured) -------------
@@ -225,8 +238,8 @@ def test_pair_tables_equal_layer_tables_on_every_pair(activation):
     scale = 0.6 if activation == "tanh" else 1.7  # tanh's series converge up to variances ~3 (poles at ~1/sqrt(K))
     K = 0.2 + scale * x @ x.T / 4
     ia, ib = np.triu_indices(5, 1)
-    pair = np.stack([ia, ib], -1)
-    blocks = K[pair[:, :, None], pair[:, None, :]]
+    pair = np.stack([ia, ib])
+    blocks = K[pair[:, None], pair[None, :]]  # (2, 2, pairs): the batch axis last
     # layer_tables' 2-D Stein quadrature of tanh is the less accurate side here: C_{01;0} = P_01 is
     # 0.2709696739890267 by the series, 0.2709696739890265 by adaptive 2-D quadrature, 0.2709696740347 by layer_tables
     rtol = 1e-9 if activation == "tanh" else 1e-10

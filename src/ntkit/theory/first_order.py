@@ -7,7 +7,8 @@ Per layer l the statistics of z^(l) and of the NTK are, with n = n_(l-1) the lay
 
 The recursion from l to l+1 (hyperparameters of layer l+1, r = n_l / n_(l-1) multiplying only
 inherited terms, tables of ``layer_tables`` at K^(l)) is implemented by :func:`first_order_step`
-with dense einsums over a leading batch axis. The same step serves
+with dense einsums over a trailing batch axis (each table entry a contiguous vector over the
+batch, which XLA's fused loops vectorize). The same step serves
 
 * the full tensors on all m (distinct) inputs: batch 1, P = m;
 * the fast mean path: every pair of inputs as its own 2-sample problem (batch = pairs, P = 2),
@@ -42,7 +43,7 @@ MEAN_CHUNK = 8192  # pairs advanced together on the mean path: a chunk's tables 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class FirstOrderState:
-    """Statistics of one layer, batched: pair arrays (batch, P, P), four-sample arrays (batch, P, P, P, P)."""
+    """Statistics of one layer, batched: pair arrays (P, P, batch), four-sample arrays (P, P, P, P, batch)."""
 
     K: np.ndarray
     theta: np.ndarray
@@ -101,15 +102,15 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
     V, D, F, A = state.V, state.D, state.F, state.A
 
     # inherited contractions (all O(1/n_(l-1)), carry r)
-    A2_V = _einsum("zabij,zijkl->zabkl", tab.A2, V)
-    AVA = _einsum("zabkl,zcdkl->zabcd", A2_V, tab.A2)
-    AVB = _einsum("zabkl,zcdkl->zabcd", A2_V, tab.B2)
-    A2_D = _einsum("zabij,zijcd->zabcd", tab.A2, D)
-    fourth_V = _einsum("zabijkl,zijkl->zab", tab.A4, V)
-    B4_V = _einsum("zabijkl,zijkl->zab", tab.B4, V)
-    A2_K1 = _einsum("zabij,zij->zab", tab.A2, state.K1)
-    B2_K1 = _einsum("zabij,zij->zab", tab.B2, state.K1)
-    B2_DF = _einsum("zabij,zijab->zab", tab.B2, D) + _einsum("zabij,ziajb->zab", tab.B2, F) + _einsum("zabij,zibja->zab", tab.B2, F)
+    A2_V = _einsum("abijz,ijklz->abklz", tab.A2, V)
+    AVA = _einsum("abklz,cdklz->abcdz", A2_V, tab.A2)
+    AVB = _einsum("abklz,cdklz->abcdz", A2_V, tab.B2)
+    A2_D = _einsum("abijz,ijcdz->abcdz", tab.A2, D)
+    fourth_V = _einsum("abijklz,ijklz->abz", tab.A4, V)
+    B4_V = _einsum("abijklz,ijklz->abz", tab.B4, V)
+    A2_K1 = _einsum("abijz,ijz->abz", tab.A2, state.K1)
+    B2_K1 = _einsum("abijz,ijz->abz", tab.B2, state.K1)
+    B2_DF = _einsum("abijz,ijabz->abz", tab.B2, D) + _einsum("abijz,iajbz->abz", tab.B2, F) + _einsum("abijz,ibjaz->abz", tab.B2, F)
 
     K1 = r * cw * (0.5 * A2_K1 + 0.125 * fourth_V)
     theta1 = r * (
@@ -119,15 +120,15 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + 0.5 * cw * B2_DF
     )
 
-    SS = _einsum("zab,zcd->zabcd", S, S)
-    SP = _einsum("zab,zcd->zabcd", S, P)
-    PP = _einsum("zab,zcd->zabcd", P, P)
-    th_cd = th[:, None, None, :, :]
-    th_ab = th[:, :, :, None, None]
-    Pcd = P[:, None, None, :, :]
-    Pab = P[:, :, :, None, None]
-    N_cdab = _einsum("zabcd->zcdab", tab.N)
-    SP_cdab = _einsum("zab,zcd->zcdab", S, P)
+    SS = _einsum("abz,cdz->abcdz", S, S)
+    SP = _einsum("abz,cdz->abcdz", S, P)
+    PP = _einsum("abz,cdz->abcdz", P, P)
+    th_cd = th[None, None]
+    th_ab = th[:, :, None, None]
+    Pcd = P[None, None]
+    Pab = P[:, :, None, None]
+    N_cdab = _einsum("abcdz->cdabz", tab.N)
+    SP_cdab = _einsum("abz,cdz->cdabz", S, P)
 
     V_new = cw**2 * (tab.M - SS) + r * 0.25 * cw**2 * AVA
     D_new = (
@@ -136,13 +137,13 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + r * (0.25 * cw * lw * AVA + 0.25 * cw**2 * th_cd * AVB + 0.5 * cw**2 * Pcd * A2_D)
     )
     # F'_{acbd} = cw^2 Theta_cd N_abcd + r cw^2 C_{ac;i} C_{bd;j} F_{icjd}
-    F_new = cw**2 * _einsum("zcd,zabcd->zacbd", th, tab.N) + r * cw**2 * _einsum("zaci,zbdj,zicjd->zacbd", tab.C, tab.C, F)
+    F_new = cw**2 * _einsum("cdz,abcdz->acbdz", th, tab.N) + r * cw**2 * _einsum("aciz,bdjz,icjdz->acbdz", tab.C, tab.C, F)
     if not fluctuations:
         return FirstOrderState(K_next, theta_next, K1, theta1, V_new, D_new, F_new, None, None)
     # A' = Cov(Y_ab, Y_cd) + r [V Y2 Y2 / 4 + (cw/2) P_cd D Y2_ab + (cw/2) P_ab D Y2_cd + cw^2 P_ab P_cd A]
-    Y2 = lw * tab.A2 + cw * th[:, :, :, None, None] * tab.B2
-    Y2_V = _einsum("zabij,zijkl->zabkl", Y2, V)
-    Y2_D = _einsum("zabij,zijcd->zabcd", Y2, D)
+    Y2 = lw * tab.A2 + cw * th[:, :, None, None] * tab.B2
+    Y2_V = _einsum("abijz,ijklz->abklz", Y2, V)
+    Y2_D = _einsum("abijz,ijcdz->abcdz", Y2, D)
     fresh_A = (
         lw**2 * (tab.M - SS)
         + lw * cw * th_cd * (tab.N - SP)
@@ -150,13 +151,13 @@ def first_order_step(state: FirstOrderState, tab: LayerTables, h: _Hyper, r: flo
         + cw**2 * th_ab * th_cd * (tab.Q - PP)
     )
     A_new = fresh_A + r * (
-        0.25 * _einsum("zabkl,zcdkl->zabcd", Y2_V, Y2)
+        0.25 * _einsum("abklz,cdklz->abcdz", Y2_V, Y2)
         + 0.5 * cw * Pcd * Y2_D
-        + 0.5 * cw * Pab * _einsum("zcdab->zabcd", Y2_D)
+        + 0.5 * cw * Pab * _einsum("cdabz->abcdz", Y2_D)
         + cw**2 * Pab * Pcd * A
     )
     # B'_{acbd} = cw^2 Theta_ab Theta_cd Q_abcd + r cw^2 P_ac P_bd B_acbd
-    B_new = cw**2 * _einsum("zab,zcd,zabcd->zacbd", th, th, tab.Q) + r * cw**2 * _einsum("zac,zbd,zacbd->zacbd", P, P, state.B)
+    B_new = cw**2 * _einsum("abz,cdz,abcdz->acbdz", th, th, tab.Q) + r * cw**2 * _einsum("acz,bdz,acbdz->acbdz", P, P, state.B)
     return FirstOrderState(K_next, theta_next, K1, theta1, V_new, D_new, F_new, A_new, B_new)
 
 
@@ -165,9 +166,9 @@ _step = jax.jit(first_order_step, static_argnames=("fluctuations",))
 
 
 def _zero_state(K, theta) -> FirstOrderState:
-    batch, P, _ = K.shape
-    zero2 = np.zeros((batch, P, P))
-    zero4 = np.zeros((batch,) + (P,) * 4)
+    P, _, batch = K.shape
+    zero2 = np.zeros((P, P, batch))
+    zero4 = np.zeros((P,) * 4 + (batch,))
     return FirstOrderState(K, theta, zero2, zero2, zero4, zero4, zero4, zero4, zero4)
 
 
@@ -184,7 +185,7 @@ def _ratios(mlp: MLP, widths) -> list[float]:
 
 
 def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState]:
-    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``."""
+    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``, each (P, P, batch)."""
     states = [_zero_state(*kernels[0])]
     for layer in range(2, mlp.depth + 1):
         K_prev = kernels[layer - 2][0]
@@ -209,6 +210,7 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     r = _ratios(mlp, widths)
     unique, inverse = _distinct_inputs(x)
     full_kernels = layer_kernels(mlp, unique, nodes=nodes)
+    _require_nondegenerate(full_kernels, np.unique(inverse, return_index=True)[1])
 
     if tensors == "all":
         if unique.shape[0] > MAX_FULL_SAMPLES:
@@ -216,9 +218,9 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
                 f"tensors='all' holds m^4 entries per layer and is limited to {MAX_FULL_SAMPLES} distinct inputs "
                 f"(got {unique.shape[0]}); use tensors='mean' for K1 and theta1 on many inputs"
             )
-        states = _run(mlp, [(K[None], th[None]) for K, th in full_kernels], r, nodes)
-        pair = {name: np.stack([getattr(s, name)[0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
-        quad = {name: np.stack([getattr(s, name)[0] for s in states]) for name in ("V", "D", "F", "A", "B")}
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes)
+        pair = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
+        quad = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("V", "D", "F", "A", "B")}
     else:
         pair = _mean_path(mlp, full_kernels, r, nodes)
         quad = {}
@@ -237,6 +239,34 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     ds = xr.Dataset(data, coords=coords)
     config = {"kind": "finite_width", "mlp": mlp.describe(), "width_ratios": r, "tensors": tensors}
     return with_provenance(ds, config)
+
+
+def _require_nondegenerate(full_kernels: list, rows: np.ndarray) -> None:
+    """Refuse kernels whose Stein tables (layers 2..L-1) would need a singular 2 x 2 block.
+
+    The tables take Gaussian derivatives through the inverse covariance of the samples involved:
+    an input of zero variance (x = 0 with c_b = 0, whose preactivations vanish identically) or
+    two distinct inputs of correlation +-1 (collinear inputs with c_b = 0 stay collinear through
+    positively homogeneous activations) have none. ``rows`` maps distinct inputs to rows of x.
+    """
+    for layer, (K, _) in enumerate(full_kernels[1:-1], start=2):
+        var = np.diagonal(K)
+        zero = np.nonzero(var <= 1e-14 * var.max(initial=0.0))[0]
+        if zero.size:
+            raise ValueError(
+                f"input {rows[zero[0]]} has zero variance at layer {layer} (K = {var[zero[0]]:.3g}; e.g. x = 0 with c_b = 0, "
+                "whose preactivations vanish identically): the first-order tables of layers 2..L-1 need positive variances; "
+                "use c_b > 0 or leave that input out"
+            )
+        deficit = 1.0 - np.abs(K / np.sqrt(np.outer(var, var)))  # 1 - |rho_ab|
+        np.fill_diagonal(deficit, 1.0)
+        a, b = np.unravel_index(np.argmin(deficit), K.shape)
+        if deficit[a, b] <= 5e-15:
+            raise ValueError(
+                f"inputs {rows[min(a, b)]} and {rows[max(a, b)]} are collinear at layer {layer} (correlation "
+                f"{K[a, b] / np.sqrt(var[a] * var[b]):+.17g}; e.g. x_b = s x_a with c_b = 0): their covariance is singular "
+                "and the first-order tables of layers 2..L-1 need it invertible; use c_b > 0 or leave one of them out"
+            )
 
 
 def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,16 +290,19 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     for l, (K, th) in enumerate(full_kernels):
         out["K"][l], out["theta"][l] = K, th
     if m == 1:
-        states = _run(mlp, [(K[None], th[None]) for K, th in full_kernels], r, nodes)
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes)
         for l, state in enumerate(states):
-            out["K1"][l], out["theta1"][l] = state.K1[0], state.theta1[0]
+            out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out
     ia, ib = np.triu_indices(m, 1)
     order = np.argsort(np.abs(pair_correlations(full_kernels[0][0], ia, ib)), kind="stable")
     chunk = min(MEAN_CHUNK, 1 << int(np.ceil(np.log2(ia.size))))
     filled = -(-ia.size // chunk) * chunk
     ia, ib = (np.pad(i[order], (0, filled - ia.size), mode="edge") for i in (ia, ib))
-    zero2, zero4 = np.zeros((filled, 2, 2)), np.zeros((filled,) + (2,) * 4)
+    pairs = slice(0, m * (m - 1) // 2)  # the chunks' real pairs (the rest is filling)
+    upper, lower = ia[pairs] * m + ib[pairs], ib[pairs] * m + ia[pairs]  # flat positions of (a, b) and (b, a)
+    side, pair = np.divmod(np.unique(np.concatenate([ia[pairs], ib[pairs]]), return_index=True)[1], pairs.stop)  # a pair holding each input
+    zero2, zero4 = np.zeros((2, 2, filled)), np.zeros((2,) * 4 + (filled,))
     state = [zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()]  # K1, theta1, V, D, F of each pair
     table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
@@ -284,27 +317,27 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
             if source.generic:
                 tab = source.tables(ia[c], ib[c])
                 blocks = [pair_blocks(k, ia[c], ib[c]) for k in kernels]
-                old = FirstOrderState(blocks[0], blocks[1], *(value[c] for value in state), None, None)
+                old = FirstOrderState(blocks[0], blocks[1], *(value[..., c] for value in state), None, None)
                 new = _step(old, tab, h, ratio, blocks[2], blocks[3], fluctuations=False)
                 new = (new.K1, new.theta1, new.V, new.D, new.F)
             else:
                 terms = source.terms_for(float(rho[c].max()))
-                new = _pair_step(source.structure, source.data, ia[c], ib[c], terms, [value[c] for value in state], h, ratio, *kernels[1:])
+                new = _pair_step(source.structure, source.data, ia[c], ib[c], terms, [value[..., c] for value in state], h, ratio, *kernels[1:])
             if finished is not None:
                 _store(state, *finished)
             finished = c, new
         _store(state, *finished)
         for name, value in zip(("K1", "theta1"), state[:2]):
-            for i, a in enumerate((ia, ib)):
-                for j, b in enumerate((ia, ib)):
-                    out[name][layer - 1, a, b] = value[:, i, j]
+            gram = out[name][layer - 1].reshape(-1)
+            gram[upper], gram[lower] = value[0, 1, pairs], value[1, 0, pairs]
+            gram[:: m + 1] = value[side, side, pair]
     return out
 
 
 def _store(state: list, rows: slice, new) -> None:
-    """state[k][rows] = new[k] for the chunk ``rows`` (waits for its results)."""
+    """state[k][..., rows] = new[k] for the chunk ``rows`` (waits for its results)."""
     for value, updated in zip(state, new):
-        value[rows] = updated
+        value[..., rows] = updated
 
 
 @functools.partial(jax.jit, static_argnums=0)

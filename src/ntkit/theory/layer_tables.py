@@ -1,6 +1,7 @@
 """All Gaussian tables one first-order step needs (first-order-mean.md §2), batched.
 
-For kernels K of shape (batch, P, P) (P samples per problem) this returns, per batch element,
+For kernels K of shape (P, P, batch) (P samples per problem, the batch axis last as in
+:mod:`ntkit.theory.first_order`) this returns, per batch element,
 
     S_ab = <s_a s_b>,  P_ab = <s'_a s'_b>,
     M_abcd = <s_a s_b s_c s_d>,  N_abcd = <s_a s_b s'_c s'_d>,  Q_abcd = <s'_a s'_b s'_c s'_d>,
@@ -44,7 +45,7 @@ class LayerTables:
 
 
 def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None, with_q: bool = True) -> LayerTables:
-    """Tables at kernels ``K`` (batch, P, P).
+    """Tables at kernels ``K`` (P, P, batch), each with the batch axis last.
 
     ``with_stein=False`` zero-fills the derivative tables, which only multiply inherited
     (layer-l finite-width) statistics: the step from the exactly Gaussian layer 1 needs none,
@@ -52,6 +53,7 @@ def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True,
     ``with_q=False`` leaves Q out (``None``): only the NTK variance tensors A and B need it.
     """
     sigma, dsigma = integrands(activation)
+    K = np.moveaxis(K, -1, 0)  # the quadratures below take the batch axis first
     batch, samples, _ = K.shape
     stein = {}
     for name, (f, g, order) in {"A2": (sigma, sigma, 2), "A4": (sigma, sigma, 4), "B2": (dsigma, dsigma, 2),
@@ -59,7 +61,8 @@ def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True,
         stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch,) + (samples,) * (order + 2))
     slot_funcs = [(sigma, sigma), (dsigma, dsigma), (sigma,) * 4, (sigma, sigma, dsigma, dsigma)] + ([(dsigma,) * 4] if with_q else [])
     S, P, M, N, *Q = moment_tables(slot_funcs, K, nodes)
-    return LayerTables(S=S, P=P, M=M, N=N, Q=Q[0] if with_q else None, **stein)
+    tables = LayerTables(S=S, P=P, M=M, N=N, Q=Q[0] if with_q else None, **stein)
+    return jax.tree_util.tree_map(lambda table: np.moveaxis(table, 0, -1), tables)
 
 
 def moment_tables(slot_funcs_list: list[tuple], K: np.ndarray, nodes: int | None = None) -> list[np.ndarray]:

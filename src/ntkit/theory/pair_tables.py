@@ -121,7 +121,7 @@ class PairTables:
         return int(min(self.terms, above.max() + 16 if above.size else 16))
 
     def tables(self, ia: np.ndarray, ib: np.ndarray) -> LayerTables:
-        """Tables of the two-sample problems {ia[z], ib[z]} (batch z, P = 2)."""
+        """Tables of the two-sample problems {ia[z], ib[z]} (P = 2, the batch axis z last)."""
         if self.generic:
             blocks = pair_blocks(self.K, ia, ib)
             return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False)
@@ -164,15 +164,13 @@ def pair_correlations(K, ia, ib):
 
 
 def pair_blocks(M, ia, ib):
-    """The 2 x 2 blocks M[(a, b), (a, b)] of the pairs, shape (pairs, 2, 2) (numpy or traced)."""
+    """The 2 x 2 blocks M[(a, b), (a, b)] of the pairs, shape (2, 2, pairs) (numpy or traced)."""
     xp = jnp if isinstance(M, jax.Array) else np
-    row_a = xp.stack([M[ia, ia], M[ia, ib]], -1)
-    row_b = xp.stack([M[ib, ia], M[ib, ib]], -1)
-    return xp.stack([row_a, row_b], -2)
+    return xp.stack([xp.stack([M[ia, ia], M[ia, ib]]), xp.stack([M[ib, ia], M[ib, ib]])])
 
 
 def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> LayerTables:
-    """LayerTables of the pairs {ia[z], ib[z]} (traceable; ``terms`` may be traced)."""
+    """LayerTables of the pairs {ia[z], ib[z]}, the pair axis z last (traceable; ``terms`` may be traced)."""
     n = ia.shape[0]
     var = data["var"]
     va, vb, kab = var[ia], var[ib], data["K"][ia, ib]
@@ -183,13 +181,13 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
         values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, pair_correlations(data["K"], ia, ib))
     S, P = pair_blocks(data["S"], ia, ib), pair_blocks(data["P"], ia, ib)
 
-    M = jnp.stack([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]], -1)[:, _M_MAP]
+    M = jnp.stack([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]])[_M_MAP]
     n_cols = {(2, 2): data["N_diag"][ia], (0, 0): data["N_diag"][ib]} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
-    N = jnp.stack([n_cols[key] for key in _N_KEYS], -1)[:, _N_MAP]
-    shape4 = (n, 2, 2, 2, 2)
+    N = jnp.stack([n_cols[key] for key in _N_KEYS])[_N_MAP]
+    shape4, shape6 = (2,) * 4 + (n,), (2,) * 6 + (n,)
     if not structure.with_stein:
         zeros = jnp.zeros
-        return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros((n,) + (2,) * 6), zeros(shape4), zeros((n,) + (2,) * 6), zeros((n, 2, 2, 2)))
+        return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros(shape6), zeros(shape4), zeros(shape6), zeros((2, 2, 2, n)))
     stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
     stein = jax.lax.optimization_barrier(stein)  # else XLA recomputes the closed forms for every table entry (10x slower)
     A2 = _stein_dense(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
@@ -197,8 +195,8 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     B2 = _stein_dense(stein[8:11], data["B2"][ia], data["B2"][ib], 2)
     B4 = _stein_dense(stein[11:16], data["B4"][ia], data["B4"][ib], 4)
     # C_ac;i: (s on a, s' on c); off the diagonal the Stein splits, on it the one-sample values
-    C = jnp.stack([jnp.zeros(n), data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]], -1)[:, _C_MAP]
-    return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, A2, A4, B2, B4, C.reshape(n, 2, 2, 2))
+    C = jnp.stack([jnp.zeros(n), data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]])[_C_MAP]
+    return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, A2, A4, B2, B4, C.reshape(2, 2, 2, n))
 
 
 _pair_layer_tables_jit = jax.jit(pair_layer_tables, static_argnums=0)
@@ -209,40 +207,40 @@ def _power(sigma, dsigma, p: int, q: int):
 
 
 _SLOTS4 = list(itertools.product((0, 1), repeat=4))
-_M_MAP = np.array([idx.count(1) for idx in _SLOTS4])  # columns: a^4, a^3 b, a^2 b^2, a b^3, b^4
+_M_MAP = np.array([idx.count(1) for idx in _SLOTS4])  # rows: a^4, a^3 b, a^2 b^2, a b^3, b^4
 _N_KEYS = [(p, q) for p in range(3) for q in range(3)]
 _N_SERIES = [key for key in _N_KEYS if key not in ((0, 0), (2, 2))]  # the others are one-sample
 # N_abcd = <s_a s_b s'_c s'_d>: sample 0 carries sigma^p sigma'^q with p = #{a, b = 0}, q = #{c, d = 0}
 _N_MAP = np.array([_N_KEYS.index((idx[:2].count(0), idx[2:].count(0))) for idx in _SLOTS4])
-# C columns: 0, diag a, diag b, then (a, c, i) = (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1)
+# C rows: 0, diag a, diag b, then (a, c, i) = (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1)
 _C_MAP = np.array([{(0, 0, 0): 1, (1, 1, 1): 2, (0, 1, 0): 3, (0, 1, 1): 4, (1, 0, 0): 5, (1, 0, 1): 6}.get(idx, 0) for idx in itertools.product((0, 1), repeat=3)])
 
 
 @functools.lru_cache(maxsize=None)
 def _stein_map(order: int) -> np.ndarray:
-    """Column of T[z, a, c, i...] in [splits (order, 0) ... (0, order), diag a, diag b, 0].
+    """Row of T[a, c, i..., z] in [splits (order, 0) ... (0, order), diag a, diag b, 0].
 
     Off the diagonal (a != c) every index is a sample of the function, so the entry is the split
     with that many indices on sample 0 (sigma sigma and sigma' sigma' are symmetric in a, c); on
     the diagonal only i = ... = a survives, the one-sample value.
     """
     diag_a, diag_b, zero = order + 1, order + 2, order + 3
-    columns = []
+    rows = []
     for a, c, *idx in itertools.product((0, 1), repeat=order + 2):
         if a != c:
-            columns.append(idx.count(1))
+            rows.append(idx.count(1))
         elif all(i == a for i in idx):
-            columns.append(diag_a if a == 0 else diag_b)
+            rows.append(diag_a if a == 0 else diag_b)
         else:
-            columns.append(zero)
-    return np.array(columns)
+            rows.append(zero)
+    return np.array(rows)
 
 
 def _stein_dense(splits, diag_a, diag_b, order: int):
-    """T[z, a, c, i...] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order)."""
+    """T[a, c, i..., z] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order)."""
     n = diag_a.shape[0]
-    columns = jnp.stack(list(splits) + [diag_a, diag_b, jnp.zeros(n)], -1)
-    return columns[:, _stein_map(order)].reshape((n,) + (2,) * (order + 2))
+    rows = jnp.stack(list(splits) + [diag_a, diag_b, jnp.zeros(n)])
+    return rows[_stein_map(order)].reshape((2,) * (order + 2) + (n,))
 
 
 @functools.lru_cache(maxsize=None)
