@@ -118,6 +118,7 @@ def test_mean_path_equals_full_tensor_path(activation, c_b, c_w):
     mean = finite_width(mlp, X3, tensors="mean")
     for name in ("K", "theta", "K1", "theta1"):
         np.testing.assert_allclose(mean[name].values, full[name].values, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(mean[name].values, np.swapaxes(mean[name].values, 1, 2))  # exactly symmetric
 
 
 def test_duplicate_inputs_give_identical_rows():

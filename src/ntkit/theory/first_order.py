@@ -202,7 +202,8 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     ``tensors="mean"``: K, theta, K1, theta1 only, through 2-sample sub-problems (any m).
     ``widths``: hidden widths n_1..n_(L-1) (int or sequence); they enter only through the ratios
     n_l / n_(l-1) (default equal widths). Layer-l tensors are normalised by n_(l-1): use
-    :func:`at_width` for the corrected predictions at given widths.
+    :func:`at_width` for the corrected predictions at given widths. Duplicate inputs are merged;
+    degenerate ones (see :func:`_require_nondegenerate`) raise ``ValueError``.
     """
     x = validate_inputs(x)
     if tensors not in ("all", "mean"):
@@ -329,7 +330,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
         _store(state, *finished)
         for name, value in zip(("K1", "theta1"), state[:2]):
             gram = out[name][layer - 1].reshape(-1)
-            gram[upper], gram[lower] = value[0, 1, pairs], value[1, 0, pairs]
+            gram[upper] = gram[lower] = value[0, 1, pairs]  # exactly symmetric (value[1, 0] differs by round-off)
             gram[:: m + 1] = value[side, side, pair]
     return out
 
