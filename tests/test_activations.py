@@ -88,6 +88,10 @@ def test_leaky_relu_default_slope_and_bad_slope():
         leaky_relu(float("nan"))
     with pytest.raises(ValueError, match="unknown activation"):
         get_activation("leaky_relu(abc)")
+    with pytest.raises(ValueError, match="slope must be a number, got '1e'"):
+        get_activation("leaky_relu(1e)")
+    with pytest.raises(ValueError, match="slope must be finite with"):  # its square would overflow the kernels
+        get_activation("leaky_relu(1e300)")
 
 
 def test_unknown_name_lists_the_known_ones():

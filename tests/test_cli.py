@@ -143,3 +143,27 @@ def test_bad_layers_choice_is_a_usage_error():
     result = run("kernels", "--layers", "middle")
     assert result.exit_code == 2
     assert "middle" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--widths", "4,8,16"), "at least two distinct widths >= 16"),  # refused before any sampling
+    (("--widths", "16,abc"), "--widths must be comma-separated"),
+    (("--widths", "16,32", "--networks", "0"), "--networks must be >= 2"),  # 0 is not 'the default'
+])
+def test_validate_refuses_bad_options_before_sampling(args, message, tmp_path):
+    result = run("validate", "--out", tmp_path, *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "validation").exists()
+
+
+def test_huge_leaky_relu_slope_is_an_error_not_a_traceback():
+    result = run("critical", "leaky_relu(1e300)")
+    assert result.exit_code == 2 and "slope must be finite" in result.output
+
+
+@pytest.mark.parametrize("command", [("kernels",), ("sample", "--width", "4", "--networks", "8", "--depth", "2")])
+def test_unwritable_output_is_refused_before_computing(command, tmp_path):
+    """An --out that is a directory fails at once, naming it (not after the work, with a temporary name)."""
+    result = run(*command, "--out", tmp_path)
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert result.exit_code == 2 and "cannot write" in text and "it is a directory" in text

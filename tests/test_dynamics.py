@@ -144,3 +144,31 @@ def test_bad_kernels_and_targets():
         d.kernel_regression(np.eye(2), np.ones(3))
     with pytest.raises(ValueError, match="positive semi-definite"):
         d.gradient_flow(np.array([[1.0, 2.0], [2.0, 1.0]]), np.ones(2), 1.0)
+    with pytest.raises(TypeError, match="k_train must hold real numbers"):  # a cast would drop the imaginary part
+        d.kernel_regression(np.eye(2) + 0.1j, np.ones(2))
+    with pytest.raises(TypeError, match="y must hold real numbers"):
+        d.kernel_regression(np.eye(2), np.array([1.0 + 1j, 0.0]))
+    with pytest.raises(ValueError, match="f0_test is used only with theta_test_train"):
+        d.gradient_flow(np.eye(2), np.ones(2), 1.0, f0_test=np.ones(1))
+
+
+@pytest.mark.parametrize("rcond", [float("nan"), 1.0, 2.0, 0.0, -1.0, "1e-12"])
+def test_bad_rcond_is_refused(rcond):
+    """rcond >= 1 or NaN would drop every eigenvalue (all predictions 0), rcond <= 0 would keep
+    round-off modes (alpha no longer the minimum-norm solution)."""
+    with pytest.raises(ValueError, match="rcond"):
+        d.kernel_regression(np.eye(2), np.ones(2), rcond=rcond)
+    with pytest.raises(ValueError, match="rcond"):
+        d.gradient_flow(np.eye(2), np.ones(2), np.inf, rcond=rcond)
+
+
+def test_kernels_that_are_not_one_covariance_are_refused():
+    """k_test_test too small for the cross-kernel: the posterior variance would come out negative."""
+    k_train, k_cross, k_small = np.array([[1.0, 0.5], [0.5, 1.0]]), np.array([[0.9, 0.4], [0.4, 0.9]]), 0.1 * np.eye(2)
+    with pytest.raises(ValueError, match="not blocks of one positive semi-definite kernel"):
+        d.gp_posterior(k_train, k_cross, k_small, np.ones(2))
+    with pytest.raises(ValueError, match="not blocks of one positive semi-definite kernel"):
+        d.trained_ensemble(k_train, k_cross, k_train, k_cross, k_small, np.ones(2))
+    k_test = k_cross @ np.linalg.solve(k_train, k_cross.T) + 0.1 * np.eye(2)  # Schur complement 0.1 I: accepted
+    assert np.all(np.linalg.eigvalsh(np.block([[k_train, k_cross.T], [k_cross, k_test]])) > 0)
+    np.testing.assert_allclose(d.gp_posterior(k_train, k_cross, k_test, np.ones(2)).cov, 0.1 * np.eye(2), atol=1e-12)

@@ -130,11 +130,25 @@ def test_duplicate_inputs_give_identical_rows():
 
 
 def test_at_width_divides_by_fan_in():
-    ds = finite_width(ntkit.MLP(depth=3, activation="tanh", c_b=0.0, c_w=1.0), X2)
+    ds = finite_width(ntkit.MLP(depth=3, activation="tanh", c_b=0.0, c_w=1.0), X2, widths=(8, 32))
     pred = at_width(ds, (8, 32))
     np.testing.assert_allclose(pred["K"].sel(layer=3).values, ds["K"].sel(layer=3) + ds["K1"].sel(layer=3) / 32)
     np.testing.assert_allclose(pred["V"].sel(layer=2).values, ds["V"].sel(layer=2) / 8)
     np.testing.assert_allclose(pred["K"].sel(layer=1).values, ds["K"].sel(layer=1))
+    last = at_width(ds.isel(layer=[-1]), (4, 16))  # only the last layer kept (as `ntkit kernels --layers last` writes)
+    np.testing.assert_allclose(last["K"].values[0], ds["K"].sel(layer=3) + ds["K1"].sel(layer=3) / 16)
+
+
+def test_at_width_refuses_widths_of_other_ratios_and_other_results():
+    """K1 of layer 3 depends on n_2/n_1: widths in other ratios than ds was computed for would give
+    a prediction for neither network, so they are refused; so are results without K1."""
+    mlp = ntkit.MLP(depth=3, activation="tanh", c_b=0.0, c_w=1.0)
+    with pytest.raises(ValueError, match="width ratios"):
+        at_width(finite_width(mlp, X2, widths=(8, 32)), 8)
+    with pytest.raises(ValueError, match="width ratios"):
+        at_width(finite_width(mlp, X2), (8, 32))
+    with pytest.raises(ValueError, match="finite_width"):
+        at_width(ntkit.infinite_width(mlp, X2), 8)
 
 
 def test_inputs_travel_as_a_variable(tmp_path):

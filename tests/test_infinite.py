@@ -249,10 +249,23 @@ def test_bad_network_raises(kwargs, message):
         MLP(**kwargs)
 
 
-@pytest.mark.parametrize("layers", ["first", [0], [5], []])
+@pytest.mark.parametrize("layers", ["first", [0], [5], [], [2.9], [True], 2.0])
 def test_bad_layer_selection_raises(layers):
     with pytest.raises(ValueError, match="layers"):
         infinite_width(MLP(4, "relu", c_w=2.0), X, layers=layers)
+
+
+@pytest.mark.parametrize("depth", [2, 3])  # the closed-form check at the end, and the one before layer 3's quadrature
+def test_activation_returning_nan_is_named(depth):
+    with pytest.raises(ValueError, match="K of layer 2 is NaN: the activation is not finite"):
+        infinite_width(MLP(depth, jnp.log), X)
+
+
+@pytest.mark.parametrize("nodes", [0, 1, 7, True, 10.0, "10"])
+def test_bad_quadrature_nodes_raise(nodes):
+    """A handful of nodes gives kernels wrong by O(1) (nodes=1: 0.23 on a tanh net) with no sign of it."""
+    with pytest.raises(ValueError, match="nodes"):
+        infinite_width(MLP(3, "tanh", c_b=0.1), X, nodes=nodes)
 
 
 # ---------------------------------------------------------------------------------------------- sampled networks

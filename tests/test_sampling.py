@@ -211,7 +211,9 @@ def test_progress_reports_networks_done():
         (dict(batch_size=0), "batch_size"),
         (dict(workers=0), "workers"),
         (dict(threads=0), "threads"),
-        (dict(infinite=ntkit.infinite_width(RELU, X3[:1])), "shape"),
+        (dict(infinite=ntkit.infinite_width(RELU, X3[:1])), "different inputs"),
+        (dict(infinite=ntkit.infinite_width(RELU, 3 * X3)), "different inputs"),  # same shape: K1 would be silently wrong
+        (dict(infinite=ntkit.infinite_width(ntkit.MLP(depth=RELU.depth, activation="tanh"), X3)), "different MLP"),
         (dict(infinite=ntkit.infinite_width(RELU, X3, layers="last")), "every layer"),
     ],
 )

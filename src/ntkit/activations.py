@@ -211,11 +211,17 @@ def _piecewise_linear(name: str, a_plus: float, a_minus: float) -> Activation:
     return Activation(name, fn, slopes=(float(a_plus), float(a_minus)), dfn=dfn, closed_form="arccos")
 
 
+MAX_SLOPE = 1e100
+
+
 def leaky_relu(slope: float = 0.01) -> Activation:
     """sigma(z) = z for z > 0 and slope * z for z < 0 (scale invariant)."""
-    slope = float(slope)
-    if not math.isfinite(slope):
-        raise ValueError(f"leaky_relu slope must be finite, got {slope}")
+    try:
+        slope = float(slope)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"leaky_relu slope must be a number, got {slope!r}") from exc
+    if not (math.isfinite(slope) and abs(slope) <= MAX_SLOPE):
+        raise ValueError(f"leaky_relu slope must be finite with |slope| <= {MAX_SLOPE:g} (its square enters every kernel), got {slope}")
     return _piecewise_linear(f"leaky_relu({slope:g})", 1.0, slope)
 
 
@@ -292,7 +298,7 @@ def get_activation(spec) -> Activation:
             return _REGISTRY[key]()
         match = _LEAKY.match(key)
         if match:
-            return leaky_relu(float(match.group(1)))
+            return leaky_relu(match.group(1))
         raise ValueError(f"unknown activation {spec!r}; known: {', '.join(names())}, leaky_relu(slope), or a JAX callable")
     if callable(spec):
         return _from_callable(spec)

@@ -70,6 +70,23 @@ def _jsonable(value):
     raise TypeError(f"cannot store {type(value).__name__} in a result's configuration")
 
 
+def require_writable(path: str | os.PathLike, directory: bool = False) -> Path:
+    """Check before a long computation that ``path`` (a file, or a ``directory``) can be written:
+    its parent directories are created and a scratch file is made and removed there."""
+    path = Path(path)
+    where = path if directory else path.parent
+    if not directory and path.is_dir():
+        raise OSError(f"cannot write {path}: it is a directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=where, prefix=".ntkit-write-check")
+        os.close(fd)
+        os.remove(scratch)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` to netCDF-4 atomically; returns the path."""
     path = Path(path)

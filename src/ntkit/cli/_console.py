@@ -29,8 +29,16 @@ def user_errors():
     """Turn the library's input errors (bad values, shapes, files) into :func:`fail`."""
     try:
         yield
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ArithmeticError) as exc:
         fail(str(exc))
+
+
+def integer_list(text: str, option: str) -> list[int]:
+    """``"8,16,32"`` as [8, 16, 32]; anything else is an error naming ``option``."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise ValueError(f"{option} must be comma-separated non-negative integers, got {text!r}")
+    return [int(item) for item in items]
 
 
 def matrix_table(title: str, values: np.ndarray, max_size: int = 8) -> Table:

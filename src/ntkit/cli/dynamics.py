@@ -7,9 +7,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..results import require_writable
 from ..studies.dynamics_study import DynamicsStudyConfig, run_dynamics_study
 from ._app import app
-from ._console import console, user_errors
+from ._console import console, integer_list, user_errors
 from ._progress import step_progress
 
 _DEFAULT = DynamicsStudyConfig()
@@ -33,8 +34,9 @@ def dynamics_study_command(
     """Train MLPs (NTK parameterization and muP) and compare with the infinite-width NTK prediction."""
     with user_errors():
         cfg = DynamicsStudyConfig(activation=activation, c_b=c_b, c_w=c_w, depth=depth,
-                                  widths=tuple(int(w) for w in widths.split(",") if w.strip()), seeds=seeds, steps=steps,
+                                  widths=tuple(integer_list(widths, "--widths")), seeds=seeds, steps=steps,
                                   n_train=n_train, n_test=n_test, lr_fraction=lr_fraction, seed=seed, output=output)
+        require_writable(cfg.output, directory=True)
     console.print(f"dynamics study: [bold]{cfg.activation}[/] depth {cfg.depth}, widths {list(cfg.widths)}, "
                   f"{cfg.seeds} seeds, {cfg.steps} steps → {cfg.output}/")
     with user_errors(), step_progress() as progress:

@@ -10,7 +10,7 @@ import typer
 import xarray as xr
 
 from ..network import MLP
-from ..results import save
+from ..results import require_writable, save
 from ..theory import MAX_FULL_SAMPLES, finite_width, infinite_width
 from ._app import app
 from ._console import console, matrix_table, user_errors
@@ -64,6 +64,8 @@ def kernels(
 ) -> None:
     """Infinite-width NNGP kernel K and NTK theta, layer by layer; prints the last layer."""
     with user_errors():
+        if out is not None:
+            require_writable(out)
         x = load_inputs(inputs)
         mlp = build_mlp(activation, depth, c_b, c_w, use_critical, lambda_b, lambda_w)
         ds = compute_kernels(mlp, x, layers.value, order)

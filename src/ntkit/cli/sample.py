@@ -11,10 +11,10 @@ import xarray as xr
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..results import save
+from ..results import require_writable, save
 from ..sampling import sample as sample_networks
 from ._app import app
-from ._console import console, fail, user_errors
+from ._console import console, fail, integer_list, user_errors
 from ._inputs import load_inputs
 from ._network import CB, CW, Activation, Critical, Depth, Inputs, LambdaB, LambdaW, build_mlp
 
@@ -23,11 +23,9 @@ SUMMARY = ("K", "theta", "V", "D", "F", "A", "B")
 
 def parse_width(text: str) -> int | tuple[int, ...]:
     """``32`` (all hidden layers) or ``32,64,16`` (n_1..n_(L-1))."""
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        fail(f"--width must be an integer or a comma-separated list of integers, got {text!r}")
-    return values[0] if len(values) == 1 else values
+    with user_errors():
+        values = integer_list(text, "--width")
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def summary_table(ds: xr.Dataset) -> Table:
@@ -73,6 +71,8 @@ def sample_command(
     """Estimate K, theta and n x (V, D, F, A, B) (or, with --statistics mean, K and theta) per layer from random networks, with standard errors."""
     hidden = parse_width(width)
     with user_errors(), ExitStack() as stack:
+        if out is not None:
+            require_writable(out)
         x = load_inputs(inputs)
         mlp = build_mlp(activation, depth, c_b, c_w, use_critical, lambda_b, lambda_w)
         executor = None

@@ -9,16 +9,21 @@ import typer
 import xarray as xr
 from rich.table import Table
 
-from ..results import config_of, load
+from ..results import config_of, load, require_writable
 from ..studies import draw_figures, load_config, run_width_study, scale_rows, scan_rows, summary_rows
 from ..studies.config import WidthStudyConfig
 from ._app import app
-from ._console import console, fail, user_errors
+from ._console import console, fail, integer_list, user_errors
 from ._progress import step_progress
 
 
-def _list(text: Optional[str], cast):
-    return None if text is None else [cast(item) for item in text.split(",") if item.strip()]
+def _number_or_critical(value: Optional[str], option: str):
+    if value in (None, "critical"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{option} must be a number or 'critical', got {value!r}") from None
 
 
 @app.command("width-study")
@@ -37,9 +42,11 @@ def width_study_command(
 ) -> None:
     """Theory vs sampled networks across widths: netCDF, figures (PNG, SVG) and a report (md, html)."""
     with user_errors():
-        numeric = lambda v: v if v in (None, "critical") else float(v)  # noqa: E731
-        cfg = load_config(config, activation=activation, c_b=numeric(c_b), c_w=numeric(c_w), depth=depth, inputs=inputs,
-                          widths=_list(widths, int), networks=networks, seed=seed, workers=workers, output=output)
+        cfg = load_config(config, activation=activation, c_b=_number_or_critical(c_b, "--c-b"), c_w=_number_or_critical(c_w, "--c-w"),
+                          depth=depth, inputs=inputs,
+                          widths=None if widths is None else integer_list(widths, "--widths"), networks=networks, seed=seed,
+                          workers=workers, output=output)
+        require_writable(cfg.output, directory=True)
     run_and_show(cfg)
 
 

@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..results import require_writable
 from ..studies.validation_report import DEFAULT_WIDTHS, default_networks, run_validation
 from ._app import app
-from ._console import console, user_errors
+from ._console import console, integer_list, user_errors
 from ._progress import step_progress
 
 
@@ -24,11 +25,15 @@ def validate(
 ) -> None:
     """GeLU, tanh and ReLU at criticality, depth 4: n (MC - infinite width) and n x cumulants vs the 1/n theory."""
     with user_errors():
-        width_list = [int(w) for w in widths.split(",") if w.strip()]
-        if not width_list or min(width_list) < 1:
-            raise ValueError(f"widths must be positive integers, got {widths!r}")
+        width_list = integer_list(widths, "--widths")
+        if min(width_list) < 1:
+            raise ValueError(f"--widths must be positive, got {widths!r}")
+        if networks is not None and networks < 2:
+            raise ValueError(f"--networks must be >= 2, got {networks}")
+        require_writable(out, directory=True)
         with step_progress() as progress:
-            path, rows = run_validation(out, width_list, networks or default_networks, seed=seed, workers=workers, progress=progress)
+            path, rows = run_validation(out, width_list, default_networks if networks is None else networks, seed=seed, workers=workers,
+                                        progress=progress)
     table = Table(title="worst entry per tensor and layer: extrapolated c0 vs prediction", title_justify="left")
     for column in ("case", "tensor", "layer", "prediction", "c0 ± stderr", "z"):
         table.add_column(column, justify="right")

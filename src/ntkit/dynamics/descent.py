@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .linalg import as_cross, as_kernel, as_targets, eigh
+from .linalg import as_cross, as_kernel, as_real, as_targets, check_rcond, eigh
 
 __all__ = ["Trajectory", "LearningRateError", "check_learning_rate", "gradient_flow", "gradient_descent", "mse_loss",
            "mode_residuals"]
@@ -59,6 +59,7 @@ def gradient_flow(theta_train, y, t, *, lr: float = 1.0, f0_train=None, theta_te
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"learning rate must be > 0, got {lr!r}")
     times = _times(t, "t")
+    rcond = check_rcond(rcond)
 
     def decay(lam):
         tt, safe = times[:, None], np.where(lam > 0, lam, 1.0)[None, :]
@@ -96,7 +97,7 @@ def gradient_descent(theta_train, y, steps, *, lr: float, f0_train=None, theta_t
 
 def mse_loss(f, y) -> np.ndarray:
     """L = 1/2 sum over inputs (and outputs) of (f - y)^2, for f of shape (..., m[, C])."""
-    f, y = np.asarray(f, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    f, y = as_real(f, "f"), as_real(y, "y")
     if f.shape[f.ndim - y.ndim:] != y.shape:
         raise ValueError(f"outputs {f.shape} do not end in the targets' shape {y.shape}")
     return 0.5 * np.sum((f - y) ** 2, axis=tuple(range(f.ndim - y.ndim, f.ndim)))
@@ -105,15 +106,17 @@ def mse_loss(f, y) -> np.ndarray:
 def mode_residuals(theta_train, y, f_train) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues of theta (descending) and residuals v_i^T (f - y) of outputs f (..., m[, C])."""
     lam, vec = eigh(theta_train)
-    f = np.asarray(f_train, dtype=np.float64)
+    f = as_real(f_train, "f_train")
     y = as_targets(y, lam.size)
+    if f.shape[f.ndim - y.ndim:] != y.shape or not np.all(np.isfinite(f)):
+        raise ValueError(f"f_train must be finite and end in the targets' shape {y.shape}, got {f.shape}")
     resid = np.moveaxis(f - y, f.ndim - y.ndim, -1)  # (..., [C,] m)
     proj = np.moveaxis(resid @ vec[:, ::-1], -1, f.ndim - y.ndim)
     return lam[::-1], proj
 
 
 def _times(t, name: str) -> np.ndarray:
-    times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    times = np.atleast_1d(as_real(t, name))
     if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
         raise ValueError(f"{name} must be a non-negative scalar or 1-D array, got {t!r}")
     return times
@@ -131,10 +134,12 @@ def _evolve(theta_train, y, times, decay, gain, f0_train, theta_test_train, f0_t
     expand = (lambda a: a[:, :, None]) if y.ndim == 2 else (lambda a: a)
     train = y[None] + np.einsum("am,tm...->ta...", vec, expand(decay(lam)) * r0[None])
     test = None
+    if f0_test is not None and theta_test_train is None:
+        raise ValueError("f0_test is used only with theta_test_train (the test outputs need the test-train kernel)")
     if theta_test_train is not None:
         ts = as_cross(theta_test_train, m, "theta_test_train")
         shape = (ts.shape[0],) + y.shape[1:]
-        g0 = np.zeros(shape) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
+        g0 = np.zeros(shape) if f0_test is None else as_real(f0_test, "f0_test")
         if g0.shape != shape or not np.all(np.isfinite(g0)):
             raise ValueError(f"f0_test must be finite with shape {shape}, got {g0.shape}")
         test = g0[None] - np.einsum("am,tm...->ta...", ts @ vec, expand(gain(lam)) * r0[None])

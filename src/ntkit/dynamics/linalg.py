@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-__all__ = ["CholeskyFactor", "SingularKernelError", "as_kernel", "as_cross", "as_targets", "cholesky_with_jitter", "eigh"]
+__all__ = ["CholeskyFactor", "SingularKernelError", "as_cross", "as_kernel", "as_real", "as_targets", "check_rcond", "cholesky_with_jitter",
+           "eigh"]
 
 _EPS = np.finfo(np.float64).eps
 PIVOT_TOLERANCE = 1e-12
@@ -35,9 +36,25 @@ class CholeskyFactor(NamedTuple):
         return scipy.linalg.cho_solve((self.L, True), b, check_finite=False)
 
 
+def as_real(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array; complex or non-numeric input is refused (a cast would drop
+    the imaginary part or parse strings)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def check_rcond(rcond) -> float:
+    """The relative cut-off of a pseudo-inverse: eigenvalues <= rcond lambda_max count as zero."""
+    if isinstance(rcond, bool) or not isinstance(rcond, (int, float, np.floating)) or not 0.0 < rcond < 1.0:
+        raise ValueError(f"rcond must be a number in (0, 1), got {rcond!r}")
+    return float(rcond)
+
+
 def as_kernel(k, name: str = "kernel") -> np.ndarray:
     """A finite, square, symmetric (to 1e-8 relative) float64 matrix."""
-    k = np.asarray(k, dtype=np.float64)
+    k = as_real(k, name)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
         raise ValueError(f"{name} must be a square (m, m) matrix, got shape {k.shape}")
     if not np.all(np.isfinite(k)):
@@ -50,7 +67,7 @@ def as_kernel(k, name: str = "kernel") -> np.ndarray:
 
 def as_cross(k, m_train: int, name: str = "k_test_train") -> np.ndarray:
     """A finite (m_test, m_train) cross-kernel."""
-    k = np.asarray(k, dtype=np.float64)
+    k = as_real(k, name)
     if k.ndim != 2 or k.shape[1] != m_train:
         raise ValueError(f"{name} must have shape (m_test, {m_train}), got {k.shape}")
     if not np.all(np.isfinite(k)):
@@ -60,7 +77,7 @@ def as_cross(k, m_train: int, name: str = "k_test_train") -> np.ndarray:
 
 def as_targets(y, m: int, name: str = "y") -> np.ndarray:
     """Finite targets of shape (m,) or (m, C)."""
-    y = np.asarray(y, dtype=np.float64)
+    y = as_real(y, name)
     if y.ndim not in (1, 2) or y.shape[0] != m:
         raise ValueError(f"{name} must have shape ({m},) or ({m}, C), got {y.shape}")
     if not np.all(np.isfinite(y)):

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .linalg import as_cross, as_kernel, as_targets, cholesky_with_jitter, eigh
+from .linalg import as_cross, as_kernel, as_targets, check_rcond, cholesky_with_jitter, eigh
 
 __all__ = ["RegressionResult", "GPPosterior", "kernel_regression", "gp_posterior", "trained_ensemble", "pinv_solve"]
 
@@ -67,6 +67,7 @@ def kernel_regression(k_train, y, k_test_train=None, ridge: float = 0.0, rcond: 
     y = as_targets(y, k.shape[0])
     if not np.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
+    rcond = check_rcond(rcond)
     if ridge > 0:
         factor = cholesky_with_jitter(k + ridge * np.eye(k.shape[0]))
         alpha, method, jitter = factor.solve(y), "cholesky", factor.jitter
@@ -91,7 +92,7 @@ def gp_posterior(k_train, k_test_train, k_test_test, y, noise: float = 0.0) -> G
     factor = cholesky_with_jitter(k + noise * np.eye(k.shape[0]))
     mean = ks @ factor.solve(y)
     cov = kss - ks @ factor.solve(ks.T)
-    return GPPosterior(mean, (cov + cov.T) / 2, factor.jitter)
+    return GPPosterior(mean, _checked_covariance(cov, kss), factor.jitter)
 
 
 def trained_ensemble(theta_train, theta_test_train, k_train, k_test_train, k_test_test, y) -> GPPosterior:
@@ -109,4 +110,19 @@ def trained_ensemble(theta_train, theta_test_train, k_train, k_test_train, k_tes
     a = factor.solve(ts.T).T  # Theta* Theta^{-1}
     cross = a @ ks.T
     cov = kss + a @ k @ a.T - cross - cross.T
-    return GPPosterior(a @ y, (cov + cov.T) / 2, factor.jitter)
+    return GPPosterior(a @ y, _checked_covariance(cov, kss), factor.jitter)
+
+
+def _checked_covariance(cov: np.ndarray, kss: np.ndarray) -> np.ndarray:
+    """The symmetrized covariance, refused if a variance is negative beyond round-off.
+
+    A variance below -1e-3 max(diag k_test_test) means the kernels given are not the blocks of
+    one positive semi-definite covariance of the training and test inputs. (A solve through a
+    factor with pivots >= 1e-12 max K_ii loses at most ~12 digits, so round-off stays far below.)
+    """
+    variances = np.diagonal(cov)
+    floor = -1e-3 * max(float(np.max(np.diagonal(kss))), np.finfo(np.float64).tiny)
+    if np.min(variances) < floor:
+        raise ValueError(f"posterior variance {np.min(variances):.3g} < 0 at test input {int(np.argmin(variances))}: k_train, "
+                         "k_test_train and k_test_test are not blocks of one positive semi-definite kernel of the training and test inputs")
+    return (cov + cov.T) / 2

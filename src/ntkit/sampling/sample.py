@@ -11,6 +11,7 @@ one core), by a local process pool (``workers > 1``) or by any ``concurrent.futu
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import os
@@ -26,7 +27,7 @@ import xarray as xr
 
 from ..activations import get_activation
 from ..network import MLP, hidden_widths, validate_inputs
-from ..results import PAIR_DIMS, QUAD_DIMS, sample_coords, with_provenance
+from ..results import PAIR_DIMS, QUAD_DIMS, config_of, sample_coords, with_provenance
 from .accumulator import Accumulator, from_batch, merge
 from .checkpoint import read_checkpoint, write_checkpoint
 from .estimates import estimate
@@ -78,11 +79,11 @@ def run_chunk(spec: NetworkSpec, x: np.ndarray, seed: int, start: int, stop: int
                                statistics=statistics)
              for first in range(start, stop, batch_size)]
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    for name, values in joined.items():
+    for values in joined.values():
         finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
         if not finite.all():
-            raise ValueError(f"network {start + int(np.argmin(finite))} overflows float64 ({name} is not finite): "
-                             "scale down the inputs or the hyperparameters")
+            raise ValueError(f"network {start + int(np.argmin(finite))} overflows float64 or its activation is not finite on some "
+                             "preactivations (e.g. log of a negative number): scale down the inputs or the hyperparameters")
     acc = from_batch(joined)
     return {"count": acc.count, **acc.arrays()}
 
@@ -108,7 +109,16 @@ def _check_int(name: str, value, minimum: int, why: str = "") -> int:
     return int(value)
 
 
-def _infinite_values(infinite: xr.Dataset, depth: int, m: int) -> dict[str, np.ndarray]:
+def _infinite_values(infinite: xr.Dataset, mlp: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
+    """K and theta of layers 1..L from ``infinite``, which must have been computed for this MLP and x."""
+    if not isinstance(infinite, xr.Dataset):
+        raise TypeError(f"infinite must be an xarray.Dataset from ntkit.infinite_width, got {type(infinite).__name__}")
+    stored = config_of(infinite).get("mlp")
+    if stored is not None and stored != json.loads(json.dumps(mlp.describe())):
+        raise ValueError(f"infinite was computed for a different MLP ({stored}), not {mlp.describe()}")
+    if "x" in infinite and (infinite["x"].shape != x.shape or not np.array_equal(infinite["x"].values, x)):
+        raise ValueError("infinite was computed for different inputs x than the ones sampled")
+    depth, m = mlp.depth, x.shape[0]
     out = {}
     for name in ("K", "theta"):
         if name not in infinite:
@@ -181,7 +191,7 @@ def sample(
     chunk = default_chunk_size(widths, m, n_networks, statistics) if chunk_size is None else _check_int("chunk_size", chunk_size, 2)
     block = default_block(widths, m, chunk, statistics)
     batch = min(chunk, n_networks) if batch_size is None else _check_int("batch_size", batch_size, 1)
-    inf = None if infinite is None else _infinite_values(infinite, mlp.depth, m)
+    inf = None if infinite is None else _infinite_values(infinite, mlp, x)
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
 

@@ -24,7 +24,7 @@ from ..network import MLP
 from ..sampling import sample
 from ..theory import finite_width
 
-__all__ = ["ValidationCase", "DEFAULT_CASES", "validate_first_order", "convergence_table", "TENSORS"]
+__all__ = ["ValidationCase", "DEFAULT_CASES", "FIT_MIN_WIDTH", "validate_first_order", "convergence_table", "TENSORS"]
 
 TENSORS = ("K1", "theta1", "V", "D", "F", "A", "B")
 REFERENCE_INPUTS = np.array([[1.0, 0.5, -1.2], [0.3, -0.8, 0.4], [1.6, 0.9, 0.1]])  # different norms, n_0 = 3
@@ -87,7 +87,10 @@ def validate_first_order(
     return out
 
 
-def convergence_table(ds: xr.Dataset, layers: Sequence[int] = (3, 4), min_width: int = 16) -> list[dict]:
+FIT_MIN_WIDTH = 16  # the c0 + c1/n fits use the widths from here on
+
+
+def convergence_table(ds: xr.Dataset, layers: Sequence[int] = (3, 4), min_width: int = FIT_MIN_WIDTH) -> list[dict]:
     """Per tensor and layer: the worst entry's extrapolated c0 vs theory, and n * residual at each width.
 
     Rows: tensor, layer, entry, theory, c0, c0_stderr, z (of c0 vs theory), and per width

@@ -25,7 +25,7 @@ import xarray as xr  # noqa: E402
 
 from ..results import save  # noqa: E402
 from ..sampling import remove_checkpoints  # noqa: E402
-from .first_order_validation import DEFAULT_CASES, TENSORS, ValidationCase, convergence_table, validate_first_order  # noqa: E402
+from .first_order_validation import DEFAULT_CASES, FIT_MIN_WIDTH, TENSORS, ValidationCase, convergence_table, validate_first_order  # noqa: E402
 
 __all__ = ["run_validation", "DEFAULT_WIDTHS", "default_networks"]
 
@@ -47,6 +47,8 @@ def run_validation(directory: str | Path, widths: Sequence[int] = DEFAULT_WIDTHS
     Monte-Carlo checkpoints go to ``<directory>/validation/checkpoints`` so that a rerun of an
     interrupted validation resumes; once the report is written they are removed.
     """
+    if len({w for w in widths if w >= FIT_MIN_WIDTH}) < 2:
+        raise ValueError(f"the c0 + c1/n fits need at least two distinct widths >= {FIT_MIN_WIDTH}, got {list(widths)}")
     directory = Path(directory)
     data_dir = directory / "validation"
     results: list[tuple[ValidationCase, xr.Dataset]] = []

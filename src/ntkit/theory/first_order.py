@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 
 from ..network import MLP, hidden_widths, validate_inputs
-from ..results import PAIR_DIMS, QUAD_DIMS, inputs_variable, with_provenance
+from ..results import PAIR_DIMS, QUAD_DIMS, config_of, inputs_variable, with_provenance
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
 from .pair_tables import PairTables, pair_blocks, pair_correlations, pair_layer_tables
@@ -178,10 +178,12 @@ def _hyper(mlp: MLP, layer: int) -> _Hyper:
 
 def _ratios(mlp: MLP, widths) -> list[float]:
     """r_l = n_l / n_(l-1) for the step l -> l+1, l = 1..L-1 (r_1 multiplies zero)."""
-    if widths is None:
-        return [1.0] * (mlp.depth - 1)
-    n = hidden_widths(widths, mlp.depth)
-    return [1.0] + [n[l - 1] / n[l - 2] for l in range(2, mlp.depth)]
+    return [1.0] * (mlp.depth - 1) if widths is None else _width_ratios(hidden_widths(widths, mlp.depth))
+
+
+def _width_ratios(hidden: Sequence[int]) -> list[float]:
+    """[1, n_2/n_1, ..., n_(L-1)/n_(L-2)] of the hidden widths n_1..n_(L-1)."""
+    return [1.0] + [hidden[i] / hidden[i - 1] for i in range(1, len(hidden))]
 
 
 def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState]:
@@ -354,10 +356,22 @@ def at_width(ds: xr.Dataset, width: int | Sequence[int]) -> xr.Dataset:
     """Predictions at finite width: K + K1/n, theta + theta1/n and the cumulants V/n, ... .
 
     ``width`` is the hidden width (int: all equal) or n_1..n_(L-1); layer l uses n_(l-1) and
-    layer 1 (exactly Gaussian, no correction) is returned unchanged.
+    layer 1 (exactly Gaussian, no correction) is returned unchanged. The widths must have the
+    ratios n_l / n_(l-1) that ``ds`` was computed with (``finite_width(..., widths=...)``).
     """
-    depth = ds.sizes["layer"]
-    n = np.array((1,) + hidden_widths(width, depth), dtype=float)[ds["layer"].values - 1]
+    if not isinstance(ds, xr.Dataset) or "K1" not in ds or "theta1" not in ds:
+        raise ValueError("at_width needs the result of ntkit.finite_width (a Dataset with K1 and theta1)")
+    config = config_of(ds)
+    depth = config.get("mlp", {}).get("depth", ds.sizes["layer"])
+    hidden = hidden_widths(width, depth)
+    stored = config.get("width_ratios")
+    ratios = _width_ratios(hidden)
+    if stored is not None and not np.allclose(ratios, stored, rtol=1e-12, atol=0.0):
+        raise ValueError(
+            f"ds was computed for width ratios n_l/n_(l-1) = {stored[1:]}, but widths {list(hidden)} have ratios {ratios[1:]}: "
+            "pass widths in those ratios, or recompute finite_width with widths=..."
+        )
+    n = np.array((1,) + hidden, dtype=float)[ds["layer"].values - 1]
     fan_in = xr.DataArray(n, dims="layer", coords={"layer": ds["layer"]})
     first = xr.DataArray(ds["layer"].values == 1, dims="layer", coords={"layer": ds["layer"]})
     out = xr.Dataset(coords=ds.coords, attrs=dict(ds.attrs))

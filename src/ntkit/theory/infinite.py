@@ -25,6 +25,7 @@ ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 SUMMED_GRAM_DIMS = 32  # up to this input dimension the input Gram is summed term by term, beyond it by BLAS
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
 WHOLE_MATRIX_ENTRIES = 2**22  # up to m^2 this large (m = 2048), closed forms keep whole matrices in JAX
+MIN_NODES = 8  # fewest quadrature nodes per dimension a caller may ask for (the defaults are 28..800)
 LANES = 8  # compiled Gram steps see rows padded to a multiple of this many columns (see _padded_columns)
 
 __all__ = ["infinite_width", "layer_kernels"]
@@ -47,6 +48,8 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
     of small problems keep it in JAX, the others in the last kept layer's arrays, which are the
     working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G). Raises if a kernel overflows.
     """
+    if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < MIN_NODES):
+        raise ValueError(f"nodes (quadrature nodes per dimension) must be None (the defaults) or an integer >= {MIN_NODES}, got {nodes!r}")
     m = x.shape[0]
     out_K, out_theta = _aligned_empty((len(order), m, m)), _aligned_empty((len(order), m, m))
     _layers_into(mlp, x, order, nodes, out_K, out_theta)
@@ -146,6 +149,7 @@ def _numerical_layers(mlp: MLP, order: list[int], out_K: np.ndarray, out_theta: 
             S, P = block(rows)
             theta[rows] = l_b + l_w * S + c_w * P * theta[rows]
             K[rows] = c_b + c_w * S
+        _require_finite_layer(K, theta, layer)  # before the next layer's quadrature sees it
         if layer in order[:-1]:
             out_K[order.index(layer)], out_theta[order.index(layer)] = K, theta
 
@@ -266,9 +270,18 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
 def _require_finite(out_K: np.ndarray, out_theta: np.ndarray, order: list[int]) -> None:
     """Raise if a kernel overflowed. Checking the diagonals suffices: |K_ab| <= sqrt(K_aa K_bb)."""
     for i, layer in enumerate(order):
-        for name, values in (("K", out_K[i]), ("theta", out_theta[i])):
-            if not np.all(np.isfinite(np.diagonal(values))):
-                raise ValueError(f"{name} of layer {layer} overflows float64: scale down the inputs or the hyperparameters")
+        _require_finite_layer(out_K[i], out_theta[i], layer)
+
+
+def _require_finite_layer(K: np.ndarray, theta: np.ndarray, layer: int) -> None:
+    """Raise naming the layer and the cause if a diagonal of K or Theta is NaN or inf."""
+    for name, values in (("K", K), ("theta", theta)):
+        diagonal = np.diagonal(values)
+        if np.any(np.isnan(diagonal)):
+            raise ValueError(f"{name} of layer {layer} is NaN: the activation is not finite on some preactivations "
+                             "(e.g. log of a negative number), or a kernel overflowed")
+        if not np.all(np.isfinite(diagonal)):
+            raise ValueError(f"{name} of layer {layer} overflows float64: scale down the inputs or the hyperparameters")
 
 
 def _wanted_layers(layers, depth: int) -> set[int]:
@@ -278,6 +291,9 @@ def _wanted_layers(layers, depth: int) -> set[int]:
         if layers == "last":
             return {depth}
         raise ValueError(f"layers must be 'all', 'last' or a list of layer numbers, got {layers!r}")
+    layers = [layers] if np.ndim(layers) == 0 else layers
+    if not all(isinstance(l, (int, np.integer)) and not isinstance(l, bool) for l in layers):
+        raise ValueError(f"layers must be 'all', 'last' or integer layer numbers, got {layers!r}")
     wanted = {int(l) for l in layers}
     bad = sorted(l for l in wanted if not 1 <= l <= depth)
     if bad or not wanted:
