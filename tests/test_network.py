@@ -62,6 +62,9 @@ def test_activation_objects_and_callables_are_accepted():
         (dict(depth=2, c_b=float("inf")), ValueError, "c_b must be finite"),
         (dict(depth=3, c_w=[1.0, 2.0]), ValueError, "sequence of 3 values"),
         (dict(depth=2, c_w=[[1.0, 2.0]]), ValueError, "one per layer"),
+        (dict(depth=2, c_b="1.0"), ValueError, "c_b must be a number"),  # a typo, not a variance
+        (dict(depth=2, c_w=True), ValueError, "c_w must be a number"),
+        (dict(depth=2, lambda_b=None), ValueError, "lambda_b must be a number"),
         (dict(depth=2, activation="nope"), ValueError, "unknown activation"),
         (dict(depth=2, activation=3), TypeError, "activation must be"),
     ],
@@ -92,7 +95,7 @@ def test_hidden_widths():
     assert hidden_widths(5, 1) == ()
     with pytest.raises(ValueError, match="give 2 hidden widths"):
         hidden_widths([8], 3)
-    for bad in ([0, 4], [4.5, 4], [-1, 4]):
+    for bad in ([0, 4], [4.5, 4], [-1, 4], [True, 4], ["8", 4]):  # no bools or strings passed off as widths
         with pytest.raises(ValueError, match="positive integers"):
             hidden_widths(bad, 3)
     with pytest.raises(ValueError, match="positive integers"):

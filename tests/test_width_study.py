@@ -185,6 +185,12 @@ def test_interrupted_study_resumes_where_it_stopped(tiny_study, tmp_path):
         ("entry = [0, 5]", "entry must be two input indices"),
         ("c_b = 0.1", 'c_b and c_w must both be "critical" or both numbers'),
         ("c_b = 0.0\nc_w = -1.0", "c_w must be > 0"),
+        ("widths = [4.7, 8]", "widths must be a non-empty list of positive integers"),  # not silently width 4
+        ("networks = 4.9", "networks must be an integer >= 2"),
+        ("seed = -1", "seed must be an integer >= 0"),
+        ("scan_off_factor = nan", "scan_off_factor must be positive"),
+        ('scale_activations = "relu"', "scale_activations must be a list"),
+        ("entry = [0.9, 1]", "entry must be two integer input indices"),
     ],
 )
 def test_bad_config_stops_before_any_work(tmp_path, text, message):

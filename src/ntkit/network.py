@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .activations import Activation, get_activation
 
-__all__ = ["MLP", "validate_inputs", "hidden_widths"]
+__all__ = ["MLP", "hidden_widths", "read_inputs", "validate_inputs"]
 
 
 def _per_layer(name: str, value, depth: int, *, allow_zero: bool) -> tuple[float, ...]:
-    values = np.atleast_1d(np.asarray(value, dtype=float))
+    try:
+        raw = np.atleast_1d(np.asarray(value))
+    except ValueError:  # ragged
+        raw = np.empty(0, dtype=object)
+    if raw.dtype.kind not in "iuf":  # not bools, strings, None
+        raise ValueError(f"{name} must be a number or a sequence of numbers (one per layer), got {value!r}")
+    values = raw.astype(float)
     if values.ndim != 1 or values.size not in (1, depth):
         raise ValueError(f"{name} must be a scalar or a sequence of {depth} values (one per layer), got shape {np.shape(value)}")
     if not np.all(np.isfinite(values)):
@@ -125,9 +132,31 @@ def hidden_widths(width, depth: int) -> tuple[int, ...]:
     elif np.ndim(width) != 1:
         raise ValueError(f"widths must be a positive integer or a sequence of them, got {width!r}")
     else:
-        widths = tuple(int(w) if float(w).is_integer() else math.nan for w in width)
+        widths = tuple(int(w) if isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, (bool, np.bool_))
+                       and float(w).is_integer() else math.nan for w in width)
         if len(widths) != depth - 1:
             raise ValueError(f"widths must give {depth - 1} hidden widths n_1..n_{depth - 1}, got {len(widths)}")
     if any(not (isinstance(w, int) and w >= 1) for w in widths):
         raise ValueError(f"widths must be positive integers, got {width!r}")
     return widths
+
+
+def read_inputs(path) -> np.ndarray:
+    """Inputs (m, n_0) from a .npy array or a comma-separated .csv file (one input per row, no header)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no inputs file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a plain numeric .npy array: {exc}") from exc
+    elif suffix == ".csv":
+        try:
+            data = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a numeric CSV file (one input per row, no header): {exc}") from exc
+    else:
+        raise ValueError(f"inputs must be a .npy or .csv file, got {path.name}")
+    return validate_inputs(data, name=f"inputs in {path.name}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..network import validate_inputs
+from ..network import read_inputs
 
 __all__ = ["EXAMPLE_INPUTS", "load_inputs"]
 
@@ -23,23 +23,5 @@ EXAMPLE_INPUTS = np.array(
 
 
 def load_inputs(path: Path | None) -> np.ndarray:
-    """Inputs (m, n_0) from a .npy array or a comma-separated .csv file (one input per row, no header)."""
-    if path is None:
-        return EXAMPLE_INPUTS.copy()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no inputs file at {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            data = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not a plain numeric .npy array: {exc}") from exc
-    elif suffix == ".csv":
-        try:
-            data = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError as exc:
-            raise ValueError(f"{path} is not a numeric CSV file (one input per row, no header): {exc}") from exc
-    else:
-        raise ValueError(f"inputs must be a .npy or .csv file, got {path.name}")
-    return validate_inputs(data, name=f"inputs in {path.name}")
+    """Inputs (m, n_0) from a file (:func:`ntkit.network.read_inputs`), or the example inputs."""
+    return EXAMPLE_INPUTS.copy() if path is None else read_inputs(path)

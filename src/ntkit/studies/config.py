@@ -16,7 +16,7 @@ import numpy as np
 
 from ..activations import get_activation
 from ..criticality import critical
-from ..network import MLP, validate_inputs
+from ..network import MLP, read_inputs, validate_inputs
 
 __all__ = ["WidthStudyConfig", "load_config", "INPUT_SETS", "DEMO_CONFIG"]
 
@@ -64,24 +64,29 @@ class WidthStudyConfig:
 
     def validated(self) -> "WidthStudyConfig":
         """Self with tuples normalised, or ``ValueError`` naming the first bad key."""
-        widths = tuple(int(w) for w in _sequence("widths", self.widths))
-        if not widths or any(w < 1 for w in widths):
+        widths = tuple(_sequence("widths", self.widths))
+        if not widths or not all(_is_integer(w) and w >= 1 for w in widths):
             raise ValueError(f"widths must be a non-empty list of positive integers, got {list(self.widths)}")
         for key in ("networks", "scale_networks", "scan_networks"):
-            if int(getattr(self, key)) < (2 if key == "networks" else 0) or int(getattr(self, key)) == 1:
-                raise ValueError(f"{key} must be an integer >= 2 (or 0 for theory only in side studies), got {getattr(self, key)}")
+            value = getattr(self, key)
+            if not _is_integer(value) or value < (2 if key == "networks" else 0) or value == 1:
+                raise ValueError(f"{key} must be an integer >= 2 (or 0 for theory only in side studies), got {value!r}")
         for key in ("depth", "scan_depth", "scale_width", "scan_width", "workers"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+            if not _is_integer(getattr(self, key)) or getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        if not _is_integer(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.depth < 2:
             raise ValueError("depth must be >= 2: layer 1 has no finite-width correction")
         if (self.c_b == "critical") != (self.c_w == "critical"):
             raise ValueError('c_b and c_w must both be "critical" or both numbers')
-        if self.scan_off_factor <= 0 or self.scan_off_factor == 1:
+        if not (np.isfinite(self.scan_off_factor) and self.scan_off_factor > 0 and self.scan_off_factor != 1):
             raise ValueError(f"scan_off_factor must be positive and != 1, got {self.scan_off_factor}")
-        for name in (self.activation, *self.scale_activations):
+        for name in (self.activation, *_sequence("scale_activations", self.scale_activations)):
             get_activation(name)
-        entry = tuple(int(a) for a in _sequence("entry", self.entry))
+        entry = tuple(_sequence("entry", self.entry))
+        if not all(_is_integer(a) for a in entry):
+            raise ValueError(f"entry must be two integer input indices, got {list(self.entry)}")
         x = self.input_array()
         if len(entry) != 2 or not all(0 <= a < x.shape[0] for a in entry):
             raise ValueError(f"entry must be two input indices in 0..{x.shape[0] - 1}, got {list(self.entry)}")
@@ -92,11 +97,9 @@ class WidthStudyConfig:
         if isinstance(self.inputs, str):
             if self.inputs in INPUT_SETS:
                 return INPUT_SETS[self.inputs].copy()
-            path = Path(self.inputs)
-            if not path.is_file():
+            if not Path(self.inputs).is_file():
                 raise FileNotFoundError(f"inputs: {self.inputs!r} is neither a named set ({', '.join(INPUT_SETS)}) nor a file")
-            data = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
-            return validate_inputs(data, name=f"inputs in {path.name}")
+            return read_inputs(self.inputs)
         return validate_inputs(np.asarray(self.inputs, dtype=float), name="inputs")
 
     def hyperparameters(self) -> tuple[float, float]:
@@ -143,6 +146,10 @@ def load_config(path: str | Path | None = None, **overrides) -> WidthStudyConfig
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
     return WidthStudyConfig(**values).validated()
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _sequence(key: str, value):
