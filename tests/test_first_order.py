@@ -183,8 +183,10 @@ def test_degenerate_inputs_without_bias_are_refused_naming_them():
     the inputs and the layer. Depth 2 needs no Stein table: there the zero input is computed, and
     its preactivations vanish identically at every width (V, and D in its preactivation pair, vanish)."""
     relu = ntkit.MLP(depth=3, activation="relu", c_b=0.0, c_w=2.0)
-    with pytest.raises(ValueError, match="inputs 1 and 2 are collinear at layer 2"):
+    with pytest.raises(ValueError, match="inputs 1 and 2 are collinear or nearly so at layer 2"):
         finite_width(relu, np.vstack([X2[1], X2[0], 2 * X2[0]]))
+    with pytest.raises(ValueError, match="inputs 0 and 1 are collinear or nearly so at layer 2"):  # 1 - rho ~ 1e-14
+        finite_width(relu, np.vstack([X2[0], X2[0] + 1e-7 * np.eye(X2.shape[1])[1]]), tensors="mean")
     with_zero = np.vstack([X2[0], np.zeros(X2.shape[1]), X2[1]])
     for tensors in ("all", "mean"):
         with pytest.raises(ValueError, match="input 1 has zero variance at layer 2"):

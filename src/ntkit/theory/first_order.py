@@ -261,12 +261,14 @@ def _require_nondegenerate(full_kernels: list, rows: np.ndarray) -> None:
                 "whose preactivations vanish identically): the first-order tables of layers 2..L-1 need positive variances; "
                 "use c_b > 0 or leave that input out"
             )
-        deficit = 1.0 - np.abs(K / np.sqrt(np.outer(var, var)))  # 1 - |rho_ab|
+        # (1 - rho_ab^2) min(K_aa, K_bb) / max(K_aa, K_bb): the squared Cholesky pivot of the pair
+        # relative to its scale; at 1e-14 the quadrature refuses the block, 10x margin here
+        deficit = (1.0 - np.minimum(K**2 / np.outer(var, var), 1.0)) * np.minimum.outer(var, var) / np.maximum.outer(var, var)
         np.fill_diagonal(deficit, 1.0)
         a, b = np.unravel_index(np.argmin(deficit), K.shape)
-        if deficit[a, b] <= 5e-15:
+        if deficit[a, b] <= 1e-13:
             raise ValueError(
-                f"inputs {rows[min(a, b)]} and {rows[max(a, b)]} are collinear at layer {layer} (correlation "
+                f"inputs {rows[min(a, b)]} and {rows[max(a, b)]} are collinear or nearly so at layer {layer} (correlation "
                 f"{K[a, b] / np.sqrt(var[a] * var[b]):+.17g}; e.g. x_b = s x_a with c_b = 0): their covariance is singular "
                 "and the first-order tables of layers 2..L-1 need it invertible; use c_b > 0 or leave one of them out"
             )
