@@ -257,9 +257,9 @@ def _require_nondegenerate(full_kernels: list, rows: np.ndarray) -> None:
         zero = np.nonzero(var <= 1e-14 * var.max(initial=0.0))[0]
         if zero.size:
             raise ValueError(
-                f"input {rows[zero[0]]} has zero variance at layer {layer} (K = {var[zero[0]]:.3g}; e.g. x = 0 with c_b = 0, "
-                "whose preactivations vanish identically): the first-order tables of layers 2..L-1 need positive variances; "
-                "use c_b > 0 or leave that input out"
+                f"input {rows[zero[0]]} has zero variance at layer {layer} (K = {var[zero[0]]:.3g}: x = 0 with c_b = 0, whose "
+                "preactivations vanish identically, or a kernel that decayed to 0 with depth): the first-order tables of "
+                "layers 2..L-1 need positive variances; use c_b > 0 or leave that input out"
             )
         # (1 - rho_ab^2) min(K_aa, K_bb) / max(K_aa, K_bb): the squared Cholesky pivot of the pair
         # relative to its scale; at 1e-14 the quadrature refuses the block, 10x margin here
