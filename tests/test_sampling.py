@@ -211,6 +211,8 @@ def test_progress_reports_networks_done():
         (dict(batch_size=0), "batch_size"),
         (dict(workers=0), "workers"),
         (dict(threads=0), "threads"),
+        (dict(checkpoint_every=float("nan")), "checkpoint_every"),
+        (dict(checkpoint_every=-1.0), "checkpoint_every"),
         (dict(infinite=ntkit.infinite_width(RELU, X3[:1])), "different inputs"),
         (dict(infinite=ntkit.infinite_width(RELU, 3 * X3)), "different inputs"),  # same shape: K1 would be silently wrong
         (dict(infinite=ntkit.infinite_width(ntkit.MLP(depth=RELU.depth, activation="tanh"), X3)), "different MLP"),

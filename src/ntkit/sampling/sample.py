@@ -194,6 +194,10 @@ def sample(
     inf = None if infinite is None else _infinite_values(infinite, mlp, x)
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total), got {type(progress).__name__}")
+    if not (isinstance(checkpoint_every, (int, float)) and math.isfinite(checkpoint_every) and checkpoint_every >= 0):
+        raise ValueError(f"checkpoint_every must be a finite number of seconds >= 0, got {checkpoint_every!r}")
 
     spec = NetworkSpec(widths, _activation_ref(mlp), *(tuple(getattr(mlp, f"{p}_at")(l) for l in range(1, mlp.depth + 1))
                                                       for p in ("c_b", "c_w", "lambda_b", "lambda_w")), dtype=dtype)
