@@ -7,6 +7,8 @@ differentiated in this file (independently of ``ntkit.sampling``).
 
 import functools
 import math
+import os
+import stat
 
 import jax
 import jax.numpy as jnp
@@ -404,3 +406,15 @@ def test_sampled_networks_fast(name):
 def test_sampled_networks_wide(name):
     """10^4 networks of width 512 (32 outputs), allowance 1/512."""
     _check_against_sampled(SAMPLED_CONFIGS[name], width=512, n_out=32, n_networks=10_000, seed=12, chunk=100)
+
+
+def test_saved_results_have_ordinary_permissions_and_leave_no_scratch_file(tmp_path):
+    """save writes a scratch file and renames it: the result gets the umask's permissions (a
+    mkstemp scratch file would make it readable by its owner only) and nothing else is left."""
+    umask = os.umask(0o022)
+    try:
+        path = ntkit.results.save(infinite_width(MLP(2, "relu", c_w=2.0), X), tmp_path / "k.nc")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.nc"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -88,11 +89,14 @@ def require_writable(path: str | os.PathLike, directory: bool = False) -> Path:
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to netCDF-4 atomically; returns the path."""
+    """Write ``ds`` to netCDF-4 atomically (a scratch file beside ``path``, then a rename); returns the path.
+
+    The scratch file is created by the netCDF library under the process's umask, so the result
+    has the permissions of any other file the user writes (``tempfile.mkstemp`` would make it 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
         os.replace(tmp, path)
