@@ -307,8 +307,9 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     pairs = slice(0, m * (m - 1) // 2)  # the chunks' real pairs (the rest is filling)
     upper, lower = ia[pairs] * m + ib[pairs], ib[pairs] * m + ia[pairs]  # flat positions of (a, b) and (b, a)
     side, pair = np.divmod(np.unique(np.concatenate([ia[pairs], ib[pairs]]), return_index=True)[1], pairs.stop)  # a pair holding each input
-    zero2, zero4 = np.zeros((2, 2, filled)), np.zeros((2,) * 4 + (filled,))
-    state = [zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()]  # K1, theta1, V, D, F of each pair
+    chunks = filled // chunk
+    zero2, zero4 = np.zeros((chunks, 2, 2, chunk)), np.zeros((chunks,) + (2,) * 4 + (chunk,))
+    state = [zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()]  # K1, theta1, V, D, F of each pair, chunk by chunk
     table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
@@ -317,32 +318,32 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
         h, ratio = _hyper(mlp, layer), r[layer - 2]
         rho = np.abs(pair_correlations(kernels[0], ia, ib))
         finished = None  # the previous chunk's results, stored while XLA computes the next chunk
-        for start in range(0, filled, chunk):
-            c = slice(start, start + chunk)
+        for i in range(chunks):
+            c = slice(i * chunk, (i + 1) * chunk)
             if source.generic:
                 tab = source.tables(ia[c], ib[c])
                 blocks = [pair_blocks(k, ia[c], ib[c]) for k in kernels]
-                old = FirstOrderState(blocks[0], blocks[1], *(value[..., c] for value in state), None, None)
+                old = FirstOrderState(blocks[0], blocks[1], *(value[i] for value in state), None, None)
                 new = _step(old, tab, h, ratio, blocks[2], blocks[3], fluctuations=False)
                 new = (new.K1, new.theta1, new.V, new.D, new.F)
             else:
                 terms = source.terms_for(float(rho[c].max()))
-                new = _pair_step(source.structure, source.data, ia[c], ib[c], terms, [value[..., c] for value in state], h, ratio, *kernels[1:])
+                new = _pair_step(source.structure, source.data, ia[c], ib[c], terms, [value[i] for value in state], h, ratio, *kernels[1:])
             if finished is not None:
                 _store(state, *finished)
-            finished = c, new
+            finished = i, new
         _store(state, *finished)
         for name, value in zip(("K1", "theta1"), state[:2]):
             gram = out[name][layer - 1].reshape(-1)
-            gram[upper] = gram[lower] = value[0, 1, pairs]  # exactly symmetric (value[1, 0] differs by round-off)
-            gram[:: m + 1] = value[side, side, pair]
+            gram[upper] = gram[lower] = value[:, 0, 1].reshape(-1)[pairs]  # exactly symmetric (value[1, 0] differs by round-off)
+            gram[:: m + 1] = value[pair // chunk, side, side, pair % chunk]
     return out
 
 
-def _store(state: list, rows: slice, new) -> None:
-    """state[k][..., rows] = new[k] for the chunk ``rows`` (waits for its results)."""
+def _store(state: list, i: int, new) -> None:
+    """state[k][i] = new[k] for chunk i (waits for its results)."""
     for value, updated in zip(state, new):
-        value[..., rows] = updated
+        value[i] = updated
 
 
 @functools.partial(jax.jit, static_argnums=0)
