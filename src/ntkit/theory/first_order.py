@@ -306,7 +306,9 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     ia, ib = (np.pad(i[order], (0, filled - ia.size), mode="edge") for i in (ia, ib))
     pairs = slice(0, m * (m - 1) // 2)  # the chunks' real pairs (the rest is filling)
     upper, lower = ia[pairs] * m + ib[pairs], ib[pairs] * m + ia[pairs]  # flat positions of (a, b) and (b, a)
-    side, pair = np.divmod(np.unique(np.concatenate([ia[pairs], ib[pairs]]), return_index=True)[1], pairs.stop)  # a pair holding each input
+    side, pair = np.empty(m, dtype=int), np.empty(m, dtype=int)  # a pair holding each input, and the input's side in it
+    for s, members in enumerate((ia[pairs], ib[pairs])):
+        side[members], pair[members] = s, np.arange(pairs.stop)
     chunks = filled // chunk
     zero2, zero4 = np.zeros((chunks, 2, 2, chunk)), np.zeros((chunks,) + (2,) * 4 + (chunk,))
     state = [zero2, zero2.copy(), zero4, zero4.copy(), zero4.copy()]  # K1, theta1, V, D, F of each pair, chunk by chunk
