@@ -16,6 +16,7 @@ Files are netCDF-4 written atomically (temporary file, then rename). Nothing is 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -30,6 +31,14 @@ __all__ = ["PAIR_DIMS", "QUAD_DIMS", "with_provenance", "inputs_variable", "conf
 
 PAIR_DIMS = ("layer", "a1", "a2")
 QUAD_DIMS = ("layer", "a1", "a2", "a3", "a4")
+
+
+@functools.lru_cache(maxsize=32)
+def pair_coordinates(layers: tuple[int, ...], m: int) -> xr.Coordinates:
+    """Coordinates layer (the given layers) and a1, a2 (0..m-1), built once per (layers, m):
+    their pandas indexes are immutable, so results may share them (building them took 0.17 ms of
+    a 1.8 ms ``infinite_width`` at m = 256)."""
+    return xr.Coordinates({"layer": np.asarray(layers), "a1": np.arange(m), "a2": np.arange(m)})
 
 
 def sample_coords(depth: int, m: int) -> dict[str, np.ndarray]:
