@@ -22,7 +22,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 
-__all__ = ["MLP", "hidden_widths", "read_inputs", "validate_inputs"]
+__all__ = ["MLP", "hidden_widths", "is_integer", "read_inputs", "validate_inputs"]
 
 
 def _per_layer(name: str, value, depth: int, *, allow_zero: bool) -> tuple[float, ...]:
@@ -125,9 +125,14 @@ def validate_inputs(x, name: str = "x") -> np.ndarray:
     return arr
 
 
+def is_integer(value) -> bool:
+    """A Python or numpy integer, and not a bool (``True`` is an int to Python, never a count to us)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def hidden_widths(width, depth: int) -> tuple[int, ...]:
     """Widths n_1..n_(L-1) of the hidden layers from an int (all equal) or a sequence."""
-    if isinstance(width, (int, np.integer)) and not isinstance(width, bool):
+    if is_integer(width):
         widths = (int(width),) * (depth - 1)
     elif np.ndim(width) != 1:
         raise ValueError(f"widths must be a positive integer or a sequence of them, got {width!r}")

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from ..activations import get_activation
-from ..network import MLP, hidden_widths, validate_inputs
+from ..network import MLP, hidden_widths, is_integer, validate_inputs
 from ..results import PAIR_DIMS, QUAD_DIMS, config_of, sample_coords, with_provenance
 from .accumulator import Accumulator, from_batch, merge
 from .checkpoint import read_checkpoint, write_checkpoint
@@ -104,7 +104,7 @@ def _activation_ref(mlp: MLP):
 
 
 def _check_int(name: str, value, minimum: int, why: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}{why}, got {value!r}")
     return int(value)
 

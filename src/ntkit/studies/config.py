@@ -16,7 +16,7 @@ import numpy as np
 
 from ..activations import get_activation
 from ..criticality import critical
-from ..network import MLP, read_inputs, validate_inputs
+from ..network import MLP, is_integer, read_inputs, validate_inputs
 
 __all__ = ["WidthStudyConfig", "load_config", "INPUT_SETS", "DEMO_CONFIG"]
 
@@ -65,16 +65,16 @@ class WidthStudyConfig:
     def validated(self) -> "WidthStudyConfig":
         """Self with tuples normalised, or ``ValueError`` naming the first bad key."""
         widths = tuple(_sequence("widths", self.widths))
-        if not widths or not all(_is_integer(w) and w >= 1 for w in widths):
+        if not widths or not all(is_integer(w) and w >= 1 for w in widths):
             raise ValueError(f"widths must be a non-empty list of positive integers, got {list(self.widths)}")
         for key in ("networks", "scale_networks", "scan_networks"):
             value = getattr(self, key)
-            if not _is_integer(value) or value < (2 if key == "networks" else 0) or value == 1:
+            if not is_integer(value) or value < (2 if key == "networks" else 0) or value == 1:
                 raise ValueError(f"{key} must be an integer >= 2 (or 0 for theory only in side studies), got {value!r}")
         for key in ("depth", "scan_depth", "scale_width", "scan_width", "workers"):
-            if not _is_integer(getattr(self, key)) or getattr(self, key) < 1:
+            if not is_integer(getattr(self, key)) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
-        if not _is_integer(self.seed) or self.seed < 0:
+        if not is_integer(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.depth < 2:
             raise ValueError("depth must be >= 2: layer 1 has no finite-width correction")
@@ -85,7 +85,7 @@ class WidthStudyConfig:
         for name in (self.activation, *_sequence("scale_activations", self.scale_activations)):
             get_activation(name)
         entry = tuple(_sequence("entry", self.entry))
-        if not all(_is_integer(a) for a in entry):
+        if not all(is_integer(a) for a in entry):
             raise ValueError(f"entry must be two integer input indices, got {list(self.entry)}")
         x = self.input_array()
         if len(entry) != 2 or not all(0 <= a < x.shape[0] for a in entry):
@@ -146,10 +146,6 @@ def load_config(path: str | Path | None = None, **overrides) -> WidthStudyConfig
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
     return WidthStudyConfig(**values).validated()
-
-
-def _is_integer(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _sequence(key: str, value):

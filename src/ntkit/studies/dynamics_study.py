@@ -61,7 +61,7 @@ class DynamicsStudyConfig:
     parameterizations: tuple[str, ...] = field(default=PARAMETERIZATIONS)
 
     def __post_init__(self):
-        if len(set(self.widths)) < 2 or len(set(self.widths)) < len(self.widths) or any(int(w) < 1 for w in self.widths):
+        if len(self.widths) < 2 or len(set(self.widths)) < len(self.widths) or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must be at least two distinct positive integers, got {self.widths!r}")
         if not 0 < self.lr_fraction < 1:
             raise ValueError(f"lr_fraction must lie in (0, 1) (eta = lr_fraction * 2 / lambda_max), got {self.lr_fraction!r}")

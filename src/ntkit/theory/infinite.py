@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..network import MLP, validate_inputs
+from ..network import MLP, is_integer, validate_inputs
 from ..results import PAIR_DIMS, inputs_variable, pair_coordinates, with_provenance
 from .tables import pair_rows
 
@@ -48,7 +48,7 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
     of small problems keep it in JAX, the others in the last kept layer's arrays, which are the
     working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G). Raises if a kernel overflows.
     """
-    if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < MIN_NODES):
+    if nodes is not None and (not is_integer(nodes) or nodes < MIN_NODES):
         raise ValueError(f"nodes (quadrature nodes per dimension) must be None (the defaults) or an integer >= {MIN_NODES}, got {nodes!r}")
     m = x.shape[0]
     # one allocation for both: from 4 MiB on numpy asks the kernel for transparent huge pages, whose
@@ -292,7 +292,7 @@ def _wanted_layers(layers, depth: int) -> set[int]:
             return {depth}
         raise ValueError(f"layers must be 'all', 'last' or a list of layer numbers, got {layers!r}")
     layers = [layers] if np.ndim(layers) == 0 else layers
-    if not all(isinstance(l, (int, np.integer)) and not isinstance(l, bool) for l in layers):
+    if not all(is_integer(l) for l in layers):
         raise ValueError(f"layers must be 'all', 'last' or integer layer numbers, got {layers!r}")
     wanted = {int(l) for l in layers}
     bad = sorted(l for l in wanted if not 1 <= l <= depth)
