@@ -67,6 +67,21 @@ def test_kernels_from_csv_at_criticality_last_layer(tmp_path):
     np.testing.assert_allclose(ds["theta"].values, expected["theta"].values, rtol=1e-15)
 
 
+def test_kernels_prints_a_library_warning_as_one_line(tmp_path):
+    """relu with x and 2x at c_b = 1e-8 (nearly collinear): the result is written and the warning is
+    one yellow ``warning:`` line on stderr; exactly collinear (c_b = 0) gives none."""
+    x = np.vstack([X[0], 2 * X[0], X[1]])
+    np.save(tmp_path / "x.npy", x)
+    for c_b, warned in ((1e-8, True), (0.0, False)):
+        result = run("kernels", "--inputs", tmp_path / "x.npy", "--order", 1, "--c-b", c_b, "--c-w", 2.0, "--depth", 4)
+        assert result.exit_code == 0, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == warned, result.stderr
+        if warned:
+            assert lines[0].startswith("warning: inputs 0 and 1 are nearly collinear at layer 2") and "'relu'" in lines[0], result.stderr
+        assert "theta1 (layer 4)" in result.stdout
+
+
 def test_kernels_without_inputs_uses_the_example():
     result = run("kernels", "--activation", "relu", "--c-w", 2.0)
     assert result.exit_code == 0, result.output

@@ -340,6 +340,33 @@ def test_derivative_of_singular_block_raises_naming_it():
         expectation((jnp.tanh,), [[0.0]], derivative_order=1)
 
 
+@pytest.mark.parametrize("t", [2.0, -0.5])
+def test_range_derivatives_of_collinear_blocks_are_derivatives_along_the_line(t):
+    """z_b = t z_a, z_a ~ N(0, v): contracted with (1, t) in every index, singular="range" gives
+    (d/du)^r F(u, t u). Oracles: relu(u) relu(t u) = t relu(u)^2 for t > 0 (2 t <relu>, t, 0 at
+    r = 1, 2, 4, the last a <delta'>), and cos(u) cos(t u) = [cos((1+t) u) + cos((1-t) u)] / 2 with
+    <cos(w u)> = exp(-w^2 v / 2). The derivatives sit on the first sample; 2-D quadrature is forced
+    for cos (the Mehler series gives the partial derivatives themselves)."""
+    v = 1.3
+    cov = np.array([[v, t * v], [t * v, t * t * v]])
+    line = np.array([1.0, t])
+
+    def along(table, r):
+        return np.einsum(table, list(range(r)), *[x for i in range(r) for x in (line, [i])], [])
+
+    for r in (1, 2, 4):
+        cosines = expectation((jnp.cos, jnp.cos), cov, r, nodes=96, singular="range")
+        expected = 0.5 * sum(np.real((1j * w) ** r) * np.exp(-w * w * v / 2) for w in (1 + t, 1 - t))
+        np.testing.assert_allclose(along(cosines, r), expected, rtol=1e-12, atol=1e-14)
+        assert np.all(np.abs(np.delete(cosines.reshape(-1), 0)) < 1e-12)  # (a, ..., a) holds it all
+        if t > 0:
+            relus = expectation((RELU, RELU), cov, r, singular="range")
+            np.testing.assert_allclose(along(relus, r), {1: 2 * t * math.sqrt(v / (2 * math.pi)), 2: t, 4: 0.0}[r], atol=1e-12)
+    np.testing.assert_allclose(expectation((jnp.cos,), [[0.0]], 2, singular="range"), 0.0, atol=1e-13)  # no range at all
+    with pytest.raises(ValueError, match="singular must be 'raise' or 'range'"):
+        expectation((jnp.cos,), [[1.0]], 2, singular="ignore")
+
+
 def test_zero_variance_is_the_function_at_zero():
     cos_at_zero = expectation((jnp.cos,), [[0.0]])
     np.testing.assert_allclose(cos_at_zero, 1.0, rtol=1e-15)

@@ -12,6 +12,15 @@ batched over many covariances at once. The derivative forms are Gaussian integra
 (Stein's lemma): only the f_s themselves are evaluated, so a kinked activation never needs a
 delta function. They need K to be non-singular: pass the block of *distinct* samples.
 
+A singular K (collinear samples z_b = t z_a, or a zero variance) has derivatives only along its
+range, and a kinked integrand has none at all across it (<delta(z_a) delta(z_b)> is infinite at
+rho = 1). ``singular="range"`` then returns the derivative tables whose contraction with any
+tensor that lies in the range of K in every index (as every statistic of exactly collinear
+samples does) is exact: in whitened coordinates z = L u the Hermite moments along a zero column
+of L vanish, and any g-inverse G of L (L G L = L) maps the others to sample coordinates. Here G
+is the inverse of L with 1 put on the zero pivots; for z_b = t z_a all of <d^r F> sits on
+(a, ..., a) and equals the r-th derivative of F(u, t u) along the line.
+
 Two quadrature rules, both in whitened coordinates z = L u with L the lower Cholesky factor of K
 (computed so that a singular or zero-variance K is handled: a zero pivot gives a zero column):
 
@@ -434,19 +443,21 @@ def _to_sample_coordinates(hermite, chol_inv_t, order):
 # ----------------------------------------------------------------------------------------------
 
 
-def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes: int | None = None) -> np.ndarray:
+def expectation(funcs: Sequence[Callable], cov, derivative_order: int = 0, nodes: int | None = None, singular: str = "raise") -> np.ndarray:
     """<d^r F> for F = prod_s funcs[s](z_s), z ~ N(0, cov), batched over the leading dims of cov.
 
     ``funcs``: k <= 4 one-variable functions (JAX callables or :class:`PiecewiseMonomial`);
     ``cov``: (..., k, k) positive semi-definite; ``derivative_order`` r in {0, 1, 2, 4}.
     Returns (...) for r = 0 and (..., k, ..., k) (r sample indices) otherwise. Derivatives need
     a non-singular cov and raise ``ValueError`` naming the offending block otherwise — except
-    2-D smooth integrands, whose Mehler series stays exact for perfectly (anti)correlated samples.
+    2-D smooth integrands, whose Mehler series stays exact for perfectly (anti)correlated samples,
+    and with ``singular="range"``: derivatives along the range of a singular block (module doc).
     """
-    return expectations([funcs], cov, derivative_order, nodes)[0]
+    return expectations([funcs], cov, derivative_order, nodes, singular)[0]
 
 
-def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: int = 0, nodes: int | None = None) -> list[np.ndarray]:
+def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: int = 0, nodes: int | None = None,
+                 singular: str = "raise") -> list[np.ndarray]:
     """:func:`expectation` of every tuple (f_1, ..., f_k) of ``family`` on the same covariances, as a list.
 
     From three variables on, tuples integrated by the same rule share its nodes and each distinct
@@ -460,12 +471,14 @@ def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: in
         raise ValueError("expectations takes a non-empty family of tuples of equally many functions")
     if derivative_order not in (0, 1, 2, 4):
         raise ValueError(f"derivative_order must be 0, 1, 2 or 4, got {derivative_order}")
+    if singular not in ("raise", "range"):
+        raise ValueError(f"singular must be 'raise' or 'range', got {singular!r}")
     flat, batch_shape = _checked_blocks(cov, k)
     shape = batch_shape + (k,) * derivative_order
     if k == 1 and flat.shape[0] > 1:  # many blocks share a variance (one per input, not per pair)
         variances, inverse = np.unique(flat[:, 0, 0], return_inverse=True)
         if variances.size < flat.shape[0]:
-            unique = expectations(family, variances[:, None, None], derivative_order, nodes)
+            unique = expectations(family, variances[:, None, None], derivative_order, nodes, singular)
             return [values[inverse.reshape(-1)].reshape(shape) for values in unique]
     results, by_rule = {}, {}
     for funcs in dict.fromkeys(family):
@@ -477,7 +490,7 @@ def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: in
                 continue
         by_rule.setdefault(rule if k >= 3 else (rule, funcs), []).append(funcs)  # sharing pays off from 3 variables on
     for members in by_rule.values():
-        results.update(zip(members, _quadrature(tuple(members), flat, derivative_order, nodes)))
+        results.update(zip(members, _quadrature(tuple(members), flat, derivative_order, nodes, singular)))
     return [results[funcs].reshape(shape) for funcs in family]
 
 
@@ -506,7 +519,7 @@ def _rule(funcs: tuple, order: int) -> tuple:
     return ("smooth",)
 
 
-def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None) -> list[np.ndarray]:
+def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None, singular: str) -> list[np.ndarray]:
     """Results (B,) + (k,) * order of every tuple of ``family`` (all of one :func:`_rule`) on the blocks ``flat``."""
     k = len(family[0])
     rule = _rule(family[0], order)
@@ -516,7 +529,7 @@ def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None) 
         run, per_cov = _smoothed_last_kernel(tuple(tuple(funcs[i] for i in perm) for funcs in family), k, nodes or SMOOTH_NODES[k - 1])
     else:
         chol = safe_cholesky(flat)
-        if order > 0:
+        if order > 0 and singular == "raise":
             _require_nonsingular(flat, chol)
         if rule[0] == "polar":
             run, per_cov = _polar_kernel(family, nodes or SPLIT_NODES, order)
@@ -528,7 +541,8 @@ def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None) 
     count = len(moments) // len(family)  # moments per tuple
     if order == 0:
         return [np.asarray(moments[t * count]) for t in range(len(family))]
-    chol_inv_t = jnp.asarray(np.swapaxes(np.linalg.inv(chol), -1, -2))
+    zero_pivots = np.diagonal(chol, axis1=-2, axis2=-1) == 0  # a g-inverse of L: 1 on its zero pivots (module doc)
+    chol_inv_t = jnp.asarray(np.swapaxes(np.linalg.inv(chol + zero_pivots[..., None] * np.eye(k)), -1, -2))
     return [np.asarray(_to_sample_coordinates(_hermite_in_whitened(moments[t * count : (t + 1) * count], k, order), chol_inv_t, order))
             for t in range(len(family))]
 

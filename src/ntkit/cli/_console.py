@@ -1,7 +1,8 @@
-"""Printing for the command line: a console, one-line errors (exit code 2), matrix tables."""
+"""Printing for the command line: a console, one-line errors (exit code 2) and warnings, matrix tables."""
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -26,11 +27,20 @@ def fail(message: str) -> NoReturn:
 
 @contextmanager
 def user_errors():
-    """Turn the library's input errors (bad values, shapes, files) into :func:`fail`."""
-    try:
-        yield
-    except (ValueError, TypeError, OSError, ArithmeticError) as exc:
-        fail(str(exc))
+    """Turn the library's input errors (bad values, shapes, files) into :func:`fail`, and its warnings
+    (e.g. reduced accuracy) into ``warning: message`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        except (ValueError, TypeError, OSError, ArithmeticError) as exc:
+            fail(str(exc))
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, UserWarning):
+                    _errors.print(f"[bold yellow]warning:[/] {escape(' '.join(str(warning.message).split()))}", soft_wrap=True, highlight=False)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def integer_list(text: str, option: str) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,8 +34,9 @@ from ..results import PAIR_DIMS, QUAD_DIMS, config_of, inputs_variable, with_pro
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
 from .pair_tables import PairTables, pair_blocks, pair_correlations, pair_layer_tables
+from .tables import EXACT_COLLINEAR, KINK_ACCURATE, collinear_pairs, collinearity
 
-__all__ = ["FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
+__all__ = ["NearlyCollinearWarning", "FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
 
 MAX_FULL_SAMPLES = 16  # the full four-sample tensors hold m^4 entries per layer and cost ~m^6
 MEAN_CHUNK = 8192  # pairs advanced together on the mean path: a chunk's tables stay in cache (32768: 25% slower)
@@ -186,12 +188,14 @@ def _width_ratios(hidden: Sequence[int]) -> list[float]:
     return [1.0] + [hidden[i] / hidden[i - 1] for i in range(1, len(hidden))]
 
 
-def _run(mlp: MLP, kernels: list, r: list[float], nodes) -> list[FirstOrderState]:
-    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``, each (P, P, batch)."""
+def _run(mlp: MLP, kernels: list, r: list[float], nodes, lines: list | None = None) -> list[FirstOrderState]:
+    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``, each (P, P, batch);
+    ``lines[l-2]`` (P, P, batch) marks the pairs taken as collinear at layer l = 2..L-1 (:func:`_lines`)."""
     states = [_zero_state(*kernels[0])]
     for layer in range(2, mlp.depth + 1):
         K_prev = kernels[layer - 2][0]
-        tab = layer_tables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes)  # layer 1 is exactly Gaussian
+        on_line = lines[layer - 3] if lines and layer > 2 else None
+        tab = layer_tables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes, on_line=on_line)  # layer 1 is exactly Gaussian
         states.append(_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
     return states
 
@@ -204,8 +208,10 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     ``tensors="mean"``: K, theta, K1, theta1 only, through 2-sample sub-problems (any m).
     ``widths``: hidden widths n_1..n_(L-1) (int or sequence); they enter only through the ratios
     n_l / n_(l-1) (default equal widths). Layer-l tensors are normalised by n_(l-1): use
-    :func:`at_width` for the corrected predictions at given widths. Duplicate inputs are merged;
-    degenerate ones (see :func:`_require_nondegenerate`) raise ``ValueError``.
+    :func:`at_width` for the corrected predictions at given widths. Duplicate inputs are merged.
+    Inputs collinear with c_b = 0 (x_b = s x_a; x = 0) are exact: their statistics lie on their line
+    and the Stein tables are taken along it. Nearly collinear inputs through a kinked activation
+    lose accuracy and raise a :class:`NearlyCollinearWarning`.
     """
     x = validate_inputs(x)
     if tensors not in ("all", "mean"):
@@ -213,7 +219,8 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     r = _ratios(mlp, widths)
     unique, inverse = _distinct_inputs(x)
     full_kernels = layer_kernels(mlp, unique, nodes=nodes)
-    _require_nondegenerate(full_kernels, np.unique(inverse, return_index=True)[1])
+    _warn_nearly_collinear(mlp, full_kernels, np.unique(inverse, return_index=True)[1])
+    lines = _lines(mlp, full_kernels)
 
     if tensors == "all":
         if unique.shape[0] > MAX_FULL_SAMPLES:
@@ -221,11 +228,11 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
                 f"tensors='all' holds m^4 entries per layer and is limited to {MAX_FULL_SAMPLES} distinct inputs "
                 f"(got {unique.shape[0]}); use tensors='mean' for K1 and theta1 on many inputs"
             )
-        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes)
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines and [m[..., None] for m in lines])
         pair = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
         quad = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("V", "D", "F", "A", "B")}
     else:
-        pair = _mean_path(mlp, full_kernels, r, nodes)
+        pair = _mean_path(mlp, full_kernels, r, nodes, lines)
         quad = {}
 
     m = x.shape[0]
@@ -244,34 +251,38 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
     return with_provenance(ds, config)
 
 
-def _require_nondegenerate(full_kernels: list, rows: np.ndarray) -> None:
-    """Refuse kernels whose Stein tables (layers 2..L-1) would need a singular 2 x 2 block.
+def _lines(mlp: MLP, full_kernels: list) -> list[np.ndarray] | None:
+    """For a kinked activation, the pairs whose Stein tables at layers 2..L-1 are taken on their line
+    (:func:`ntkit.theory.tables.collinear_pairs`); None otherwise (only singular pairs are, there)."""
+    return collinear_pairs([K for K, _ in full_kernels[1:-1]]) if mlp.activation.has_kink else None
 
-    The tables take Gaussian derivatives through the inverse covariance of the samples involved:
-    an input of zero variance (x = 0 with c_b = 0, whose preactivations vanish identically) or
-    two distinct inputs of correlation +-1 (collinear inputs with c_b = 0 stay collinear through
-    positively homogeneous activations) have none. ``rows`` maps distinct inputs to rows of x.
+
+def _warn_nearly_collinear(mlp: MLP, full_kernels: list, rows: np.ndarray) -> None:
+    """Warn when a kinked activation meets a pair of inputs nearly, but not exactly, collinear at a
+    layer whose Stein tables are used (2..L-1): there the first-order statistics are accurate to
+    about 3e-3 of their scale, not 1e-10 (:mod:`ntkit.theory.tables`). ``rows`` maps distinct inputs
+    to rows of x. Exactly collinear pairs (x_b = s x_a with c_b = 0) and zero variances are exact.
     """
+    if not mlp.activation.has_kink:
+        return
     for layer, (K, _) in enumerate(full_kernels[1:-1], start=2):
         var = np.diagonal(K)
-        zero = np.nonzero(var <= 1e-14 * var.max(initial=0.0))[0]
-        if zero.size:
-            raise ValueError(
-                f"input {rows[zero[0]]} has zero variance at layer {layer} (K = {var[zero[0]]:.3g}: x = 0 with c_b = 0, whose "
-                "preactivations vanish identically, or a kernel that decayed to 0 with depth): the first-order tables of "
-                "layers 2..L-1 need positive variances; use c_b > 0 or leave that input out"
+        d = collinearity(var[:, None], var[None, :], K)
+        band = (d > EXACT_COLLINEAR) & (d < KINK_ACCURATE)
+        if np.any(band):
+            a, b = np.argwhere(band)[0]
+            warnings.warn(
+                f"inputs {rows[a]} and {rows[b]} are nearly collinear at layer {layer} (1 - rho^2 = "
+                f"{1 - K[a, b] ** 2 / (var[a] * var[b]):.1e}): for the kinked activation {mlp.activation.name!r} their "
+                "first-order statistics are accurate to about 3e-3 of their scale (exactly collinear inputs are exact)",
+                NearlyCollinearWarning,
+                stacklevel=3,
             )
-        # (1 - rho_ab^2) min(K_aa, K_bb) / max(K_aa, K_bb): the squared Cholesky pivot of the pair
-        # relative to its scale; at 1e-14 the quadrature refuses the block, 10x margin here
-        deficit = (1.0 - np.minimum(K**2 / np.outer(var, var), 1.0)) * np.minimum.outer(var, var) / np.maximum.outer(var, var)
-        np.fill_diagonal(deficit, 1.0)
-        a, b = np.unravel_index(np.argmin(deficit), K.shape)
-        if deficit[a, b] <= 1e-13:
-            raise ValueError(
-                f"inputs {rows[min(a, b)]} and {rows[max(a, b)]} are collinear or nearly so at layer {layer} (correlation "
-                f"{K[a, b] / np.sqrt(var[a] * var[b]):+.17g}; e.g. x_b = s x_a with c_b = 0): their covariance is singular "
-                "and the first-order tables of layers 2..L-1 need it invertible; use c_b > 0 or leave one of them out"
-            )
+            return
+
+
+class NearlyCollinearWarning(UserWarning):
+    """First-order statistics of nearly collinear inputs through a kinked activation lose accuracy."""
 
 
 def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +292,7 @@ def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique[order], np.argsort(order)[inverse.reshape(-1)]
 
 
-def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str, np.ndarray]:
+def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list | None) -> dict[str, np.ndarray]:
     """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1).
 
     All pairs advance together layer by layer, in chunks of equal size (at most ``MEAN_CHUNK``
@@ -295,7 +306,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     for l, (K, th) in enumerate(full_kernels):
         out["K"][l], out["theta"][l] = K, th
     if m == 1:
-        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes)
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines and [m[..., None] for m in lines])
         for l, state in enumerate(states):
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out
@@ -315,7 +326,8 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes) -> dict[str,
     table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
-        source = PairTables(mlp.activation, kernels[0], with_stein=layer > 2, nodes=nodes, first_terms=table_length)  # layer 1 is exactly Gaussian
+        on_line = lines[layer - 3] if lines and layer > 2 else None
+        source = PairTables(mlp.activation, kernels[0], with_stein=layer > 2, nodes=nodes, first_terms=table_length, on_line=on_line)  # layer 1 is exactly Gaussian
         table_length = source.terms or table_length
         h, ratio = _hyper(mlp, layer), r[layer - 2]
         rho = np.abs(pair_correlations(kernels[0], ia, ib))

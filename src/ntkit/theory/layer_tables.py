@@ -24,7 +24,7 @@ import numpy as np
 
 from ..activations import Activation
 from ..gaussian import expectation, expectations, product
-from .tables import integrands
+from .tables import integrands, kinked
 
 __all__ = ["LayerTables", "layer_tables"]
 
@@ -44,21 +44,25 @@ class LayerTables:
     C: np.ndarray
 
 
-def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None, with_q: bool = True) -> LayerTables:
+def layer_tables(activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None, with_q: bool = True,
+                 on_line: np.ndarray | None = None) -> LayerTables:
     """Tables at kernels ``K`` (P, P, batch), each with the batch axis last.
 
     ``with_stein=False`` zero-fills the derivative tables, which only multiply inherited
     (layer-l finite-width) statistics: the step from the exactly Gaussian layer 1 needs none,
     which is what makes antipodal or collinear inputs with c_b = 0 harmless there.
     ``with_q=False`` leaves Q out (``None``): only the NTK variance tensors A and B need it.
+    ``on_line`` (P, P, batch) marks pairs a kinked activation's Stein tables take as exactly collinear
+    (:func:`ntkit.theory.tables.collinear_pairs`).
     """
     sigma, dsigma = integrands(activation)
     K = np.moveaxis(K, -1, 0)  # the quadratures below take the batch axis first
+    on_line = None if on_line is None else np.moveaxis(on_line, -1, 0)
     batch, samples, _ = K.shape
     stein = {}
     for name, (f, g, order) in {"A2": (sigma, sigma, 2), "A4": (sigma, sigma, 4), "B2": (dsigma, dsigma, 2),
                                 "B4": (dsigma, dsigma, 4), "C": (sigma, dsigma, 1)}.items():
-        stein[name] = stein_table(f, g, K, order, nodes) if with_stein else np.zeros((batch,) + (samples,) * (order + 2))
+        stein[name] = stein_table(f, g, K, order, nodes, on_line) if with_stein else np.zeros((batch,) + (samples,) * (order + 2))
     slot_funcs = [(sigma, sigma), (dsigma, dsigma), (sigma,) * 4, (sigma, sigma, dsigma, dsigma)] + ([(dsigma,) * 4] if with_q else [])
     S, P, M, N, *Q = moment_tables(slot_funcs, K, nodes)
     tables = LayerTables(S=S, P=P, M=M, N=N, Q=Q[0] if with_q else None, **stein)
@@ -111,11 +115,12 @@ def _moment_plan(slot_funcs_list: tuple, P: int) -> list[tuple]:
     return plan
 
 
-def stein_table(f, g, K: np.ndarray, order: int, nodes: int | None = None) -> np.ndarray:
-    """T[b, a, c, i1..i_order] = <d_i1 .. d_i_order (f(z_a) g(z_c))> under N(0, K[b])."""
+def stein_table(f, g, K: np.ndarray, order: int, nodes: int | None = None, on_line: np.ndarray | None = None) -> np.ndarray:
+    """T[b, a, c, i1..i_order] = <d_i1 .. d_i_order (f(z_a) g(z_c))> under N(0, K[b]); collinear pairs (singular,
+    or marked in ``on_line`` (batch, P, P) with f or g kinked) along their line."""
     batch, P, _ = K.shape
     table = np.zeros((batch, P, P) + (P,) * order)
-    diag = expectation((product(f, g),), K[:, np.arange(P), np.arange(P)][:, :, None, None], order, nodes)
+    diag = expectation((product(f, g),), K[:, np.arange(P), np.arange(P)][:, :, None, None], order, nodes, singular="range")
     for a in range(P):
         table[(slice(None), a, a) + (a,) * order] = diag[(slice(None), a) + (0,) * order]
     pairs = [(a, c) for a in range(P) for c in range(P) if a != c]
@@ -123,9 +128,26 @@ def stein_table(f, g, K: np.ndarray, order: int, nodes: int | None = None) -> np
         return table
     idx = np.array(pairs)
     blocks = K[:, idx[:, :, None], idx[:, None, :]]
-    values = expectation((f, g), blocks, order, nodes)  # (batch, n_pairs, 2, ..., 2)
+    if on_line is not None and kinked(f, g):
+        blocks = _onto_line(blocks, on_line[:, idx[:, 0], idx[:, 1]])
+    values = expectation((f, g), blocks, order, nodes, singular="range")  # (batch, n_pairs, 2, ..., 2); collinear pairs along their line
     for j, (a, c) in enumerate(pairs):
         for local in itertools.product((0, 1), repeat=order):
             samples = tuple((a, c)[l] for l in local)
             table[(slice(None), a, c) + samples] = values[(slice(None), j) + local]
     return table
+
+
+def _onto_line(blocks: np.ndarray, on_line: np.ndarray) -> np.ndarray:
+    """The 2 x 2 blocks marked in ``on_line`` made exactly collinear (rank 1, the larger variance kept)."""
+    kaa, kbb, kab = blocks[..., 0, 0], blocks[..., 1, 1], blocks[..., 0, 1]
+    top = np.maximum(kaa, kbb)
+    near = on_line & (top > 0)
+    if not np.any(near):
+        return blocks
+    blocks = blocks.copy()
+    larger_a = kaa >= kbb
+    line = kab**2 / np.where(near, top, 1.0)
+    blocks[..., 1, 1] = np.where(near & larger_a, line, kbb)
+    blocks[..., 0, 0] = np.where(near & ~larger_a, line, kaa)
+    return blocks

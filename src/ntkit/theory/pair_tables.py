@@ -21,7 +21,7 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
 
 A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks when
 ``nodes`` is given, when the Mehler series do not converge, or, for piecewise activations, when
-an input has zero variance or (with derivatives) a pair is collinear. Only the tables the mean
+an input has zero variance. Only the tables the mean
 path needs are built: Q is left out.
 """
 
@@ -57,8 +57,8 @@ class PairTables:
     """
 
     def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None,
-                 first_terms: int | None = None):
-        self.activation, self.K, self.with_stein, self.nodes = activation, K, with_stein, nodes
+                 first_terms: int | None = None, on_line: np.ndarray | None = None):
+        self.activation, self.K, self.with_stein, self.nodes, self.on_line = activation, K, with_stein, nodes, on_line
         self.terms = None  # Mehler series length (tables on the series path only); ``first_terms`` is where its search starts
         sigma, dsigma = integrands(activation)
         var = np.diagonal(K).copy()
@@ -78,13 +78,15 @@ class PairTables:
         elif with_stein and activation.pair_functions() is not None:
             stein = _closed_stein(*activation.pair_functions())
         data = {"K": K, "S": S, "P": P, "var": var, "M_diag": expectation((product(s2, s2),), one_d), "N_diag": expectation((product(s2, d2),), one_d)}
+        if isinstance(stein, _PiecewiseLinearStein):
+            data["on_line"] = np.zeros(K.shape, dtype=bool) if on_line is None else on_line
         if with_stein:
             data |= {
-                "A2": expectation((s2,), one_d, 2)[:, 0, 0],
-                "A4": expectation((s2,), one_d, 4)[:, 0, 0, 0, 0],
-                "B2": expectation((d2,), one_d, 2)[:, 0, 0],
-                "B4": expectation((d2,), one_d, 4)[:, 0, 0, 0, 0],
-                "C": expectation((product(sigma, dsigma),), one_d, 1)[:, 0],
+                "A2": expectation((s2,), one_d, 2, singular="range")[:, 0, 0],
+                "A4": expectation((s2,), one_d, 4, singular="range")[:, 0, 0, 0, 0],
+                "B2": expectation((d2,), one_d, 2, singular="range")[:, 0, 0],
+                "B4": expectation((d2,), one_d, 4, singular="range")[:, 0, 0, 0, 0],
+                "C": expectation((product(sigma, dsigma),), one_d, 1, singular="range")[:, 0],
             }
             if stein is None:
                 for f, g, order in ((sigma, sigma, 2), (sigma, sigma, 4), (dsigma, dsigma, 2), (dsigma, dsigma, 4)):
@@ -124,7 +126,8 @@ class PairTables:
         """Tables of the two-sample problems {ia[z], ib[z]} (P = 2, the batch axis z last)."""
         if self.generic:
             blocks = pair_blocks(self.K, ia, ib)
-            return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False)
+            on_line = None if self.on_line is None else pair_blocks(self.on_line, ia, ib)
+            return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False, on_line=on_line)
         terms = self.terms_for(float(np.abs(pair_correlations(self.K, ia, ib)).max()))
         tab = _pair_layer_tables_jit(self.structure, self.data, jnp.asarray(ia), jnp.asarray(ib), terms)
         return jax.tree_util.tree_map(np.asarray, tab)
@@ -141,19 +144,8 @@ class _Structure:
 
 
 def _closed_form_applies(K: np.ndarray, with_stein: bool) -> bool:
-    """Piecewise closed forms need positive variances, and Price's theorem |rho| < 1 off the diagonal.
-
-    Derivatives of the closed forms grow like 1 / sin(theta): pairs within 1e-8 of collinear
-    (possible only for collinear inputs with c_b = 0) go to the quadrature of ``layer_tables``.
-    """
-    var = np.diagonal(K)
-    if np.any(var <= 0):
-        return False
-    if not with_stein:
-        return True
-    rho = np.abs(K / np.sqrt(np.outer(var, var)))
-    np.fill_diagonal(rho, 0.0)
-    return bool(rho.max() < 1 - 1e-8)
+    """Piecewise closed forms need positive variances (a zero-variance input goes to ``layer_tables``)."""
+    return bool(np.all(np.diagonal(K) > 0))
 
 
 def pair_correlations(K, ia, ib):
@@ -188,7 +180,10 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     if not structure.with_stein:
         zeros = jnp.zeros
         return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros(shape6), zeros(shape4), zeros(shape6), zeros((2, 2, 2, n)))
-    stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
+    if isinstance(structure.stein, _PiecewiseLinearStein):
+        stein = structure.stein(va, vb, kab, data["on_line"][ia, ib])
+    else:
+        stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
     stein = jax.lax.optimization_barrier(stein)  # else XLA recomputes the closed forms for every table entry (10x slower)
     A2 = _stein_dense(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
     A4 = _stein_dense(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
@@ -283,19 +278,28 @@ class _PiecewiseLinearStein:
     whose derivatives (q = Delta^2 / 4pi) are dG/dkab = P, dG/dkaa = q R / kaa,
     dP/dkab = 2q / R, dP/dkaa = -q kab / (kaa R), d2G/dkaa2 = q (2 kab^2 - kaa kbb) / (2 kaa^2 R),
     dP/dkab2 = 2q kab / R^3, d2P/dkaa dkab = -q kbb / R^3,
-    d2P/dkaa2 = q kab (2 R^2 + kaa kbb) / (2 kaa^2 R^3), and a <-> b. Needs |rho| < 1
-    (``_closed_form_applies``). Checked against 2-D quadrature (tests/test_first_order.py); near
-    the zeros of d2G/dkaa2 it is more accurate than autodiff of the closed forms.
+    d2P/dkaa2 = q kab (2 R^2 + kaa kbb) / (2 kaa^2 R^3), and a <-> b. Checked against 2-D
+    quadrature (tests/test_first_order.py); near the zeros of d2G/dkaa2 it is more accurate than
+    autodiff of the closed forms.
+
+    Pairs marked ``on_line`` (:func:`ntkit.theory.tables.collinear_pairs`) are taken on their line
+    z_b = t z_a, t = kab / kaa, every derivative on sample a: with s = a_+^2 + a_-^2 for t > 0
+    (sigma(t u) = t sigma(u)) and s = 2 a_+ a_- for t < 0 (then sigma(t u) sigma(u) = t a_+ a_- u^2),
+    <(d/du)^2 sigma(u) sigma(t u)> = t s, <d/du sigma(u) sigma'(t u)> = s / 2 and
+    <d/du sigma'(u) sigma(t u)> = t s / 2, while every other split vanishes (its integrand's kinks
+    give derivatives of a delta at 0, whose expectations vanish by symmetry).
     """
 
     a_plus: float
     a_minus: float
 
-    def __call__(self, kaa, kbb, kab):
+    def __call__(self, kaa, kbb, kab, on_line):
         q = (self.a_plus - self.a_minus) ** 2 / (4 * jnp.pi)
         s = jnp.sqrt(kaa * kbb)
         rho = kab / s
         R = s * jnp.sqrt((1 - rho) * (1 + rho))
+        if q == 0:  # no kink (linear): every term with R carries q, and R may vanish
+            R = jnp.ones_like(R)
         R3 = R**3
         P = self.a_plus * self.a_minus + 2 * q * (jnp.pi - trig.arccos(rho))
         g_a, g_b = q * R / kaa, q * R / kbb
@@ -305,4 +309,9 @@ class _PiecewiseLinearStein:
         second_g, fourth_g = [2 * g_a, P, 2 * g_b], [4 * g_aa, 2 * p_a, p_ab, 2 * p_b, 4 * g_bb]
         second_p = [2 * p_a, p_ab, 2 * p_b]
         fourth_p = [4 * p_aa, -2 * q * kbb / R3, 2 * q * kab / R3, -2 * q * kaa / R3, 4 * p_bb]
-        return jnp.stack(second_g + fourth_g + second_p + fourth_p + [P, 2 * g_b, 2 * g_a, P])
+        regular = jnp.stack(second_g + fourth_g + second_p + fourth_p + [P, 2 * g_b, 2 * g_a, P])
+        t = kab / kaa
+        s_line = jnp.where(t > 0, self.a_plus**2 + self.a_minus**2, 2 * self.a_plus * self.a_minus)
+        zero = jnp.zeros_like(t)
+        line = jnp.stack([t * s_line] + [zero] * 15 + [0.5 * s_line, zero, 0.5 * t * s_line, zero])
+        return jnp.where(on_line, line, regular)
