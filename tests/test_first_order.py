@@ -206,7 +206,7 @@ def test_collinear_inputs_without_bias_follow_the_exact_scaling(activation, c_w,
     assert np.abs(reference["V"].sel(layer=4).values).max() > 1e-3 * np.abs(reference["K"].values).max()  # not vacuous
 
 
-@pytest.mark.parametrize("activation, c_w", [("tanh", 1.0), ("relu", 2.0), ("gelu", 1.5)])
+@pytest.mark.parametrize("activation, c_w", [("tanh", 1.0), ("relu", 2.0), ("leaky_relu(0.2)", 1.9), ("gelu", 1.5)])
 def test_zero_input_without_bias_is_computed_and_its_preactivations_vanish(activation, c_w):
     """x = 0 with c_b = 0 has z = 0 at every layer: every statistic with a preactivation slot on it
     (K1; V; D's first pair; F's slots 1 and 3) vanishes exactly, and the mean path equals the full
@@ -320,18 +320,15 @@ def test_pair_tables_equal_layer_tables_on_every_pair(activation):
     assert got.Q is None
 
 
-def test_piecewise_pair_tables_fall_back_to_quadrature_for_zero_variance_inputs():
-    """Price's theorem on the closed forms needs positive variances: a zero-variance input sends a
-    layer to ``layer_tables``. A collinear pair stays on the closed forms (taken along its line)."""
+def test_piecewise_pair_tables_stay_closed_form_for_collinear_and_zero_inputs():
+    """A collinear pair and a zero-variance input keep the closed-form pair tables (taken along the
+    pair's line): no layer of 2-D quadratures (which took 68 s instead of 0.6 s for m = 300)."""
     from ntkit.activations import get_activation
     from ntkit.theory.pair_tables import PairTables
 
-    relu = get_activation("relu")
     x = np.array([[1.0, 0.5, -0.2], [2.0, 1.0, -0.4], [0.3, -1.0, 0.8], [0.0, 0.0, 0.0]])
-    K = x @ x.T / 3
-    assert not PairTables(relu, K[:3, :3]).generic
-    assert PairTables(relu, K).generic
-    assert PairTables(relu, K, with_stein=False).generic
+    for activation in ("relu", "leaky_relu(0.2)", "linear"):
+        assert not PairTables(get_activation(activation), x @ x.T / 3).generic
 
 
 def test_relu_mean_path_with_a_zero_input_and_a_collinear_pair_equals_the_full_tensors():

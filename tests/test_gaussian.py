@@ -578,3 +578,17 @@ def test_piecewise_pair_closed_form_against_two_dimensional_quadrature():
             want = sum(integrate.quad(inner, lo, hi, epsabs=1e-14, epsrel=1e-13)[0] for lo, hi in ((-12, 0), (0, 12))) / (2 * math.pi)
             got = float(piecewise_pair(f, g, jnp.asarray(cov[0, 0]), jnp.asarray(cov[1, 1]), jnp.asarray(cov[0, 1])))
             assert got == pytest.approx(want, rel=1e-9, abs=1e-11), (p, q)
+
+
+def test_piecewise_pair_with_a_zero_variance_is_the_one_sample_integral():
+    """z_a = 0: <f(0) g(z_b)> = f(0) <g(z_b)> (f(0) = at_zero for power 0, else 0), against quad; both zero: f(0) g(0)."""
+    for p in range(3):
+        for q in range(4):
+            f, g = PiecewiseMonomial(p, 1.2, -0.3, at_zero=0.45), PiecewiseMonomial(q, 0.5, 0.9, at_zero=0.7)
+            f0, g0 = (0.45 if p == 0 else 0.0), (0.7 if q == 0 else 0.0)
+            want = f0 * quad_1d(lambda z: np.where(z > 0, 0.5, 0.9) * z**q, 1.7)
+            got = piecewise_pair(f, g, jnp.asarray(0.0), jnp.asarray(1.7), jnp.asarray(0.0))
+            assert float(got) == pytest.approx(want, rel=1e-12, abs=1e-15), (p, q)
+            swapped = piecewise_pair(g, f, jnp.asarray(1.7), jnp.asarray(0.0), jnp.asarray(0.0))
+            assert float(swapped) == pytest.approx(want, rel=1e-12, abs=1e-15), (p, q)
+            assert float(piecewise_pair(f, g, jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(0.0))) == f0 * g0

@@ -138,7 +138,7 @@ def product(*factors):
 def piecewise_pair(f: PiecewiseMonomial, g: PiecewiseMonomial, var_a, var_b, cov_ab):
     """<f(z_a) g(z_b)> in closed form for (z_a, z_b) ~ N(0, [[var_a, cov_ab], [cov_ab, var_b]]).
 
-    Traceable and elementwise over arrays; positive variances. With u = z_a / sqrt(var_a),
+    Traceable and elementwise over arrays. With u = z_a / sqrt(var_a),
     v = z_b / sqrt(var_b), rho = cos(theta), and standard polar coordinates (u, v) =
     r (cos t, cos(t - theta)), the sign quadrants of (u, v) are arcs between the angles
     theta - pi/2, pi/2, theta + pi/2, 3 pi/2 (and -pi/2), and
@@ -149,8 +149,16 @@ def piecewise_pair(f: PiecewiseMonomial, g: PiecewiseMonomial, var_a, var_b, cov
     Expanding both cosines binomially, the angular integral is a sum of (arc length) cos(n theta)
     and sin(n theta + k pi/2) terms, all from cos(n theta), sin(n theta) by the angle-addition
     recurrence: one arccos and one square root per pair. Exact up to round-off at every rho in
-    [-1, 1]; derivatives (Price's theorem) exist for |rho| < 1.
+    [-1, 1]; derivatives (Price's theorem) exist for |rho| < 1. A zero variance makes that
+    variable 0: <f(0) g(z_b)> = f(0) var_b^(q/2) (c_+ + (-1)^q c_-) E[u^q; u > 0].
     """
+    zero_a, zero_b = var_a <= 0, var_b <= 0
+    regular = _positive_pair(f, g, jnp.where(zero_a, 1.0, var_a), jnp.where(zero_b, 1.0, var_b), jnp.where(zero_a | zero_b, 0.0, cov_ab))
+    return jnp.where(zero_a, f(0.0) * _one_sided(g, var_b), jnp.where(zero_b, g(0.0) * _one_sided(f, var_a), regular))
+
+
+def _positive_pair(f: PiecewiseMonomial, g: PiecewiseMonomial, var_a, var_b, cov_ab):
+    """:func:`piecewise_pair` for positive variances."""
     p, q = f.power, g.power
     rho = jnp.clip(cov_ab / jnp.sqrt(var_a * var_b), -1.0, 1.0)
     sin_t, theta = jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)), trig.arccos(rho)
@@ -184,6 +192,13 @@ def piecewise_pair(f: PiecewiseMonomial, g: PiecewiseMonomial, var_a, var_b, cov
         total = total + coefficient * angular
     radial = 2.0 ** ((p + q) / 2) * math.gamma(1 + (p + q) / 2) / (2 * jnp.pi)
     return radial * var_a ** (p / 2) * var_b ** (q / 2) * total
+
+
+def _one_sided(f: PiecewiseMonomial, var):
+    """<f(z)>, z ~ N(0, var): var^(p/2) (c_+ + (-1)^p c_-) E[u^p; u > 0] (f(0) at var = 0)."""
+    p = f.power
+    half_moment = 2.0 ** (p / 2) * math.gamma((p + 1) / 2) / (2 * math.sqrt(math.pi))
+    return jnp.where(var > 0, jnp.maximum(var, 0.0) ** (p / 2) * (f.c_plus + (-1) ** p * f.c_minus) * half_moment, f(0.0))
 
 
 def safe_cholesky(cov: np.ndarray) -> np.ndarray:

@@ -20,8 +20,7 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
   Price's theorem on the arc-cosine closed forms, differentiated by hand (:class:`_PiecewiseLinearStein`).
 
 A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks when
-``nodes`` is given, when the Mehler series do not converge, or, for piecewise activations, when
-an input has zero variance. Only the tables the mean
+``nodes`` is given or when the Mehler series do not converge. Only the tables the mean
 path needs are built: Q is left out.
 """
 
@@ -63,7 +62,7 @@ class PairTables:
         sigma, dsigma = integrands(activation)
         var = np.diagonal(K).copy()
         piecewise = isinstance(sigma, PiecewiseMonomial)
-        self.generic = nodes is not None or (piecewise and not _closed_form_applies(K, with_stein))
+        self.generic = nodes is not None
         if self.generic:
             return
         S, P = two_point(activation, K)
@@ -141,11 +140,6 @@ class _Structure:
     with_stein: bool
     stein: Callable | None  # (kaa, kbb, kab) -> the Stein splits (20, pairs) in closed form, or None (series)
     piecewise: bool = False  # M and N entries by ntkit.gaussian.piecewise_pair instead of Mehler series
-
-
-def _closed_form_applies(K: np.ndarray, with_stein: bool) -> bool:
-    """Piecewise closed forms need positive variances (a zero-variance input goes to ``layer_tables``)."""
-    return bool(np.all(np.diagonal(K) > 0))
 
 
 def pair_correlations(K, ia, ib):
@@ -287,7 +281,9 @@ class _PiecewiseLinearStein:
     (sigma(t u) = t sigma(u)) and s = 2 a_+ a_- for t < 0 (then sigma(t u) sigma(u) = t a_+ a_- u^2),
     <(d/du)^2 sigma(u) sigma(t u)> = t s, <d/du sigma(u) sigma'(t u)> = s / 2 and
     <d/du sigma'(u) sigma(t u)> = t s / 2, while every other split vanishes (its integrand's kinks
-    give derivatives of a delta at 0, whose expectations vanish by symmetry).
+    give derivatives of a delta at 0, whose expectations vanish by symmetry). A zero variance
+    (z_a = 0) leaves derivatives along the other sample only (``ntkit.gaussian``, singular="range"):
+    with mid = sigma'(0) = (a_+ + a_-)/2 they all vanish but <d_b (sigma'(0) sigma(z_b))> = mid^2.
     """
 
     a_plus: float
@@ -314,4 +310,8 @@ class _PiecewiseLinearStein:
         s_line = jnp.where(t > 0, self.a_plus**2 + self.a_minus**2, 2 * self.a_plus * self.a_minus)
         zero = jnp.zeros_like(t)
         line = jnp.stack([t * s_line] + [zero] * 15 + [0.5 * s_line, zero, 0.5 * t * s_line, zero])
-        return jnp.where(on_line, line, regular)
+        # a zero variance: only <d (sigma'(0) sigma(z))> = sigma'(0) <sigma'> = mid^2 along the other sample
+        mid2 = (0.5 * (self.a_plus + self.a_minus)) ** 2
+        only_b, only_a = (kaa <= 0) & (kbb > 0), (kbb <= 0) & (kaa > 0)
+        degenerate = jnp.stack([zero] * 16 + [jnp.where(only_a, mid2, 0.0), zero, zero, jnp.where(only_b, mid2, 0.0)])
+        return jnp.where((kaa <= 0) | (kbb <= 0), degenerate, jnp.where(on_line, line, regular))
