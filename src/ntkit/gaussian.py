@@ -327,14 +327,7 @@ def _graded_kernel(family: tuple, k: int, n: int, order: int):
             u = jnp.stack([jnp.broadcast_to(first[None, :, None], second.shape), second], -1).reshape(batch, -1, 2)
             w = (first_w[None, :, None] * second_w).reshape(batch, -1)
         z = jnp.einsum("bij,bnj->bni", chol, jnp.broadcast_to(u, (batch,) + u.shape[1:]))
-        values = _at_nodes(family, lambda s, f: f(z[..., s]))
-        out = []
-        for funcs in family:
-            product_at_nodes = values[(0, funcs[0])]
-            for s in range(1, k):
-                product_at_nodes = product_at_nodes * values[(s, funcs[s])]
-            out += _raw_moments_from_nodes(product_at_nodes, u, w, order)
-        return out
+        return _family_moments(family, z, u, w, order)
 
     return run, n**k
 
@@ -344,17 +337,21 @@ def _smooth_kernel(family: tuple, k: int, n: int, order: int):
 
     @jax.jit
     def run(chol):
-        z = jnp.einsum("bij,nj->bni", chol, u)
-        values = _at_nodes(family, lambda s, f: f(z[..., s]))
-        out = []
-        for funcs in family:
-            product_at_nodes = values[(0, funcs[0])]
-            for s in range(1, k):
-                product_at_nodes = product_at_nodes * values[(s, funcs[s])]
-            out += _raw_moments_from_nodes(product_at_nodes, u[None], w[None], order)
-        return out
+        return _family_moments(family, jnp.einsum("bij,nj->bni", chol, u), u[None], w[None], order)
 
     return run, n**k
+
+
+def _family_moments(family: tuple, z, u, w, order: int) -> list:
+    """Raw whitened moments of each tuple's product F = prod_s f_s(z_s) at the nodes z (B, N, k)."""
+    values = _at_nodes(family, lambda s, f: f(z[..., s]))
+    out = []
+    for funcs in family:
+        product_at_nodes = values[(0, funcs[0])]
+        for s in range(1, len(funcs)):
+            product_at_nodes = product_at_nodes * values[(s, funcs[s])]
+        out += _raw_moments_from_nodes(product_at_nodes, u, w, order)
+    return out
 
 
 def _truncated_moments(tau, rmax):
