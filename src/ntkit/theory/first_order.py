@@ -189,12 +189,12 @@ def _width_ratios(hidden: Sequence[int]) -> list[float]:
 
 
 def _run(mlp: MLP, kernels: list, r: list[float], nodes, lines: list | None = None) -> list[FirstOrderState]:
-    """Iterate the recursion on batched leading-order kernels ``kernels[l-1] = (K, theta)``, each (P, P, batch);
-    ``lines[l-2]`` (P, P, batch) marks the pairs taken as collinear at layer l = 2..L-1 (:func:`_lines`)."""
+    """Iterate the recursion on leading-order kernels ``kernels[l-1] = (K, theta)``, each (P, P, 1);
+    ``lines[l-2]`` (P, P) marks the pairs taken as collinear at layer l = 2..L-1 (:func:`_lines`)."""
     states = [_zero_state(*kernels[0])]
     for layer in range(2, mlp.depth + 1):
         K_prev = kernels[layer - 2][0]
-        on_line = lines[layer - 3] if lines and layer > 2 else None
+        on_line = lines[layer - 3][..., None] if lines and layer > 2 else None
         tab = layer_tables(mlp.activation, K_prev, with_stein=layer > 2, nodes=nodes, on_line=on_line)  # layer 1 is exactly Gaussian
         states.append(_step(states[-1], tab, _hyper(mlp, layer), r[layer - 2], *kernels[layer - 1]))
     return states
@@ -228,7 +228,7 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
                 f"tensors='all' holds m^4 entries per layer and is limited to {MAX_FULL_SAMPLES} distinct inputs "
                 f"(got {unique.shape[0]}); use tensors='mean' for K1 and theta1 on many inputs"
             )
-        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines and [m[..., None] for m in lines])
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines)
         pair = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
         quad = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("V", "D", "F", "A", "B")}
     else:
@@ -306,7 +306,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
     for l, (K, th) in enumerate(full_kernels):
         out["K"][l], out["theta"][l] = K, th
     if m == 1:
-        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines and [m[..., None] for m in lines])
+        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines)
         for l, state in enumerate(states):
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out

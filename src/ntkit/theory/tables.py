@@ -38,9 +38,9 @@ KINK_ACCURATE = 1e-6  # above, the Stein form of a kinked pair loses < 1e-6 of t
 
 def collinearity(kaa, kbb, kab):
     """d = (kaa kbb - kab^2) / max(kaa, kbb)^2 = (1 - rho^2) min/max: 0 for collinear samples or a zero
-    variance, the squared second Cholesky pivot relative to the scale (numpy or traced)."""
-    top = 0.5 * (kaa + kbb + abs(kaa - kbb))
-    return (kaa * kbb - kab * kab) / (top * top + (top == 0))  # 0 for two zero variances
+    variance, the squared second Cholesky pivot relative to the scale."""
+    top = np.maximum(kaa, kbb)
+    return (kaa * kbb - kab * kab) / np.where(top > 0, top * top, 1.0)
 
 
 def collinear_pairs(kernels: list[np.ndarray]) -> list[np.ndarray]:
