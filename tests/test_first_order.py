@@ -206,6 +206,18 @@ def test_collinear_inputs_without_bias_follow_the_exact_scaling(activation, c_w,
     assert np.abs(reference["V"].sel(layer=4).values).max() > 1e-3 * np.abs(reference["K"].values).max()  # not vacuous
 
 
+def test_antipodal_pair_is_the_same_among_other_degenerate_inputs():
+    """tanh at (0, 1): x and -x computed alone, and among 2x and 0 (so the Gram's 2-D blocks go to
+    quadrature), agree. Their kernels are antipodal only to ~1e-13 (diagonal and off-diagonal come
+    from different integrals): inverting that pivot gave theta1 off by 7e-3."""
+    x = np.array([[0.8, -1.9, 0.4, 1.1]])
+    mlp = ntkit.MLP(depth=4, activation="tanh", c_b=0.0, c_w=1.0, lambda_b=0.5)
+    alone = finite_width(mlp, np.vstack([x, -x]))
+    among = finite_width(mlp, np.vstack([x, -x, 2 * x, 0 * x]))
+    for name in ("K1", "theta1"):
+        np.testing.assert_allclose(among[name].values[:, :2, :2], alone[name].values, rtol=0, atol=1e-10 * np.abs(alone["K"].values).max())
+
+
 @pytest.mark.parametrize("activation, c_w", [("tanh", 1.0), ("relu", 2.0), ("leaky_relu(0.2)", 1.9), ("gelu", 1.5)])
 def test_zero_input_without_bias_is_computed_and_its_preactivations_vanish(activation, c_w):
     """x = 0 with c_b = 0 has z = 0 at every layer: every statistic with a preactivation slot on it
