@@ -499,27 +499,27 @@ def _moments_with_closed_inner(wg, u_outer, inner, k, order):
 def _hermite_in_whitened(moments, k, order):
     """<H_r(u) F>: H_1 = u, H_2 = uu - I, H_4 = uuuu - (6 terms) + (3 terms)."""
     t0 = moments[0]
-    eye = jnp.eye(k)
+    eye = np.eye(k)
     if order == 1:
         return moments[1]
     if order == 2:
         return moments[2] - eye[None] * t0[:, None, None]
     t2, t4 = moments[2], moments[3]
     pairs = (
-        jnp.einsum("ij,bkl->bijkl", eye, t2) + jnp.einsum("ik,bjl->bijkl", eye, t2) + jnp.einsum("il,bjk->bijkl", eye, t2)
-        + jnp.einsum("jk,bil->bijkl", eye, t2) + jnp.einsum("jl,bik->bijkl", eye, t2) + jnp.einsum("kl,bij->bijkl", eye, t2)
+        np.einsum("ij,bkl->bijkl", eye, t2) + np.einsum("ik,bjl->bijkl", eye, t2) + np.einsum("il,bjk->bijkl", eye, t2)
+        + np.einsum("jk,bil->bijkl", eye, t2) + np.einsum("jl,bik->bijkl", eye, t2) + np.einsum("kl,bij->bijkl", eye, t2)
     )
-    deltas = jnp.einsum("ij,kl->ijkl", eye, eye) + jnp.einsum("ik,jl->ijkl", eye, eye) + jnp.einsum("il,jk->ijkl", eye, eye)
+    deltas = np.einsum("ij,kl->ijkl", eye, eye) + np.einsum("ik,jl->ijkl", eye, eye) + np.einsum("il,jk->ijkl", eye, eye)
     return t4 - pairs + deltas[None] * t0[:, None, None, None, None]
 
 
 def _to_sample_coordinates(hermite, chol_inv_t, order):
     """Map whitened Hermite moments to <d_b1..d_br F>: each index contracted with L^-T."""
     if order == 1:
-        return jnp.einsum("bai,bi->ba", chol_inv_t, hermite)
+        return np.einsum("bai,bi->ba", chol_inv_t, hermite)
     if order == 2:
-        return jnp.einsum("bai,bcj,bij->bac", chol_inv_t, chol_inv_t, hermite)
-    return jnp.einsum("bai,bcj,bek,bgl,bijkl->baceg", chol_inv_t, chol_inv_t, chol_inv_t, chol_inv_t, hermite)
+        return np.einsum("bai,bcj,bij->bac", chol_inv_t, chol_inv_t, hermite, optimize=True)
+    return np.einsum("bai,bcj,bek,bgl,bijkl->baceg", chol_inv_t, chol_inv_t, chol_inv_t, chol_inv_t, hermite, optimize=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -631,7 +631,7 @@ def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None, 
     scale = np.max(np.diagonal(flat, axis1=-2, axis2=-1), axis=-1, keepdims=True)
     zero_pivots = (pivots == 0) | ((singular == "range") & (pivots**2 <= RANGE_PIVOT * scale))
     kept = np.where(zero_pivots[..., None, :], 0.0, chol) + zero_pivots[..., None] * np.eye(k)
-    chol_inv_t = jnp.asarray(np.swapaxes(np.linalg.inv(kept), -1, -2))
+    chol_inv_t = np.swapaxes(np.linalg.inv(kept), -1, -2)
     return [np.asarray(_to_sample_coordinates(_hermite_in_whitened(moments[t * count : (t + 1) * count], k, order), chol_inv_t, order))
             for t in range(len(family))]
 

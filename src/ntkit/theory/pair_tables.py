@@ -22,6 +22,11 @@ The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) 
 A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 2 blocks when
 ``nodes`` is given or when the Mehler series do not converge. Only the tables the mean
 path needs are built: Q is left out.
+
+The tables of a chunk are object arrays (2, ..., 2) of (pairs,) vectors, not dense arrays: an
+entry equal to another by symmetry is the same vector and a structural zero is Python 0.0, so
+the compiled step reads the few distinct vectors directly (XLA materializes a dense table that
+many contractions read, 64 vectors for A4 where 8 are distinct).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from ..mehler import coefficient_tables, pair_series
 from .layer_tables import LayerTables, layer_tables
 from .tables import integrands, two_point
 
-__all__ = ["PairTables", "pair_blocks", "pair_correlations", "pair_layer_tables"]
+__all__ = ["PairTables", "pair_blocks", "pair_correlations", "pair_layer_tables", "entries", "dense"]
 
 _TAIL = 1e-14
 
@@ -156,8 +161,8 @@ def pair_blocks(M, ia, ib):
 
 
 def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> LayerTables:
-    """LayerTables of the pairs {ia[z], ib[z]}, the pair axis z last (traceable; ``terms`` may be traced)."""
-    n = ia.shape[0]
+    """LayerTables of the pairs {ia[z], ib[z]} as object arrays of (pairs,) vectors (:func:`entries`),
+    equal entries the same vector and structural zeros Python 0.0 (traceable; ``terms`` may be traced)."""
     var = data["var"]
     va, vb, kab = var[ia], var[ib], data["K"][ia, ib]
     if structure.piecewise:
@@ -165,30 +170,53 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     else:
         safe = jnp.where(var > 0, var, 1.0)
         values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, pair_correlations(data["K"], ia, ib))
-    S, P = pair_blocks(data["S"], ia, ib), pair_blocks(data["P"], ia, ib)
-
-    M = jnp.stack([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]])[_M_MAP]
+    S, P = entries(pair_blocks(data["S"], ia, ib)), entries(pair_blocks(data["P"], ia, ib))
+    M = _pick([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]], _M_MAP, 4)
     n_cols = {(2, 2): data["N_diag"][ia], (0, 0): data["N_diag"][ib]} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
-    N = jnp.stack([n_cols[key] for key in _N_KEYS])[_N_MAP]
-    shape4, shape6 = (2,) * 4 + (n,), (2,) * 6 + (n,)
+    N = _pick([n_cols[key] for key in _N_KEYS], _N_MAP, 4)
     if not structure.with_stein:
-        zeros = jnp.zeros
-        return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, zeros(shape4), zeros(shape6), zeros(shape4), zeros(shape6), zeros((2, 2, 2, n)))
+        zero = np.zeros
+        return LayerTables(S, P, M, N, None, zero((2,) * 4), zero((2,) * 6), zero((2,) * 4), zero((2,) * 6), zero((2,) * 3))
     if isinstance(structure.stein, _PiecewiseLinearStein):
         stein = structure.stein(va, vb, kab, data["on_line"][ia, ib])
     else:
         stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
-    stein = jax.lax.optimization_barrier(stein)  # else XLA recomputes the closed forms for every table entry (10x slower)
-    A2 = _stein_dense(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
-    A4 = _stein_dense(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
-    B2 = _stein_dense(stein[8:11], data["B2"][ia], data["B2"][ib], 2)
-    B4 = _stein_dense(stein[11:16], data["B4"][ia], data["B4"][ib], 4)
+    stein = list(jax.lax.optimization_barrier(stein))  # else XLA recomputes the closed forms for every table entry (10x slower)
+    A2 = _stein_entries(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
+    A4 = _stein_entries(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
+    B2 = _stein_entries(stein[8:11], data["B2"][ia], data["B2"][ib], 2)
+    B4 = _stein_entries(stein[11:16], data["B4"][ia], data["B4"][ib], 4)
     # C_ac;i: (s on a, s' on c); off the diagonal the Stein splits, on it the one-sample values
-    C = jnp.stack([jnp.zeros(n), data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]])[_C_MAP]
-    return LayerTables(S, P, M.reshape(shape4), N.reshape(shape4), None, A2, A4, B2, B4, C.reshape(2, 2, 2, n))
+    C = _pick([0.0, data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]], _C_MAP, 3)
+    return LayerTables(S, P, M, N, None, A2, A4, B2, B4, C)
 
 
-_pair_layer_tables_jit = jax.jit(pair_layer_tables, static_argnums=0)
+def entries(dense) -> np.ndarray:
+    """The entries of ``dense`` (..., pairs) as a numpy object array of (pairs,) vectors."""
+    out = np.empty(dense.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = dense[idx]
+    return out
+
+
+def dense(table: np.ndarray, n: int):
+    """Inverse of :func:`entries` (structural zeros become zero vectors of length ``n``)."""
+    return jnp.stack([jnp.broadcast_to(e, (n,)) for e in table.reshape(-1)]).reshape(table.shape + (n,))
+
+
+def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
+    """Object array (2,) * order with entry k = rows[index[k]] (shared objects, no copies)."""
+    out = np.empty(len(index), dtype=object)
+    for k, i in enumerate(index):
+        out[k] = rows[i]
+    return out.reshape((2,) * order)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _pair_layer_tables_jit(structure, data, ia, ib, terms) -> LayerTables:
+    """:func:`pair_layer_tables` as dense arrays (..., pairs)."""
+    tab = pair_layer_tables(structure, data, ia, ib, terms)
+    return LayerTables(*(None if t is None else dense(t, ia.shape[0]) for t in (tab.S, tab.P, tab.M, tab.N, tab.Q, tab.A2, tab.A4, tab.B2, tab.B4, tab.C)))
 
 
 def _power(sigma, dsigma, p: int, q: int):
@@ -225,11 +253,9 @@ def _stein_map(order: int) -> np.ndarray:
     return np.array(rows)
 
 
-def _stein_dense(splits, diag_a, diag_b, order: int):
-    """T[a, c, i..., z] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order)."""
-    n = diag_a.shape[0]
-    rows = jnp.stack(list(splits) + [diag_a, diag_b, jnp.zeros(n)])
-    return rows[_stein_map(order)].reshape((2,) * (order + 2) + (n,))
+def _stein_entries(splits, diag_a, diag_b, order: int):
+    """T[a, c, i...] from the split values (derivatives on sample 0, sample 1) = (order, 0), ..., (0, order)."""
+    return _pick(list(splits) + [diag_a, diag_b, 0.0], _stein_map(order), order + 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -305,13 +331,13 @@ class _PiecewiseLinearStein:
         second_g, fourth_g = [2 * g_a, P, 2 * g_b], [4 * g_aa, 2 * p_a, p_ab, 2 * p_b, 4 * g_bb]
         second_p = [2 * p_a, p_ab, 2 * p_b]
         fourth_p = [4 * p_aa, -2 * q * kbb / R3, 2 * q * kab / R3, -2 * q * kaa / R3, 4 * p_bb]
-        regular = jnp.stack(second_g + fourth_g + second_p + fourth_p + [P, 2 * g_b, 2 * g_a, P])
+        regular = second_g + fourth_g + second_p + fourth_p + [P, 2 * g_b, 2 * g_a, P]
         t = kab / kaa
         s_line = jnp.where(t > 0, self.a_plus**2 + self.a_minus**2, 2 * self.a_plus * self.a_minus)
-        zero = jnp.zeros_like(t)
-        line = jnp.stack([t * s_line] + [zero] * 15 + [0.5 * s_line, zero, 0.5 * t * s_line, zero])
+        line = [t * s_line] + [0.0] * 15 + [0.5 * s_line, 0.0, 0.5 * t * s_line, 0.0]
         # a zero variance: only <d (sigma'(0) sigma(z))> = sigma'(0) <sigma'> = mid^2 along the other sample
         mid2 = (0.5 * (self.a_plus + self.a_minus)) ** 2
         only_b, only_a = (kaa <= 0) & (kbb > 0), (kbb <= 0) & (kaa > 0)
-        degenerate = jnp.stack([zero] * 16 + [jnp.where(only_a, mid2, 0.0), zero, zero, jnp.where(only_b, mid2, 0.0)])
-        return jnp.where((kaa <= 0) | (kbb <= 0), degenerate, jnp.where(on_line, line, regular))
+        degenerate = [0.0] * 16 + [jnp.where(only_a, mid2, 0.0), 0.0, 0.0, jnp.where(only_b, mid2, 0.0)]
+        zero_variance = (kaa <= 0) | (kbb <= 0)
+        return [jnp.where(zero_variance, d, jnp.where(on_line, ln, r)) for d, ln, r in zip(degenerate, line, regular)]

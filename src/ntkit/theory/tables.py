@@ -15,7 +15,7 @@ from ..activations import Activation
 from ..gaussian import PiecewiseMonomial, expectation, product
 from ..mehler import coefficient_tables, gram_rows
 
-__all__ = ["integrands", "two_point", "pair_rows", "collinearity", "collinear_pairs", "kinked", "KINK_COLLINEAR", "KINK_ACCURATE", "EXACT_COLLINEAR"]
+__all__ = ["integrands", "two_point", "pair_rows", "collinearity", "gram_collinearity", "collinear_pairs", "kinked", "KINK_COLLINEAR", "KINK_ACCURATE", "EXACT_COLLINEAR"]
 
 _ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 
@@ -43,13 +43,18 @@ def collinearity(kaa, kbb, kab):
     return (kaa * kbb - kab * kab) / np.where(top > 0, top * top, 1.0)
 
 
-def collinear_pairs(kernels: list[np.ndarray]) -> list[np.ndarray]:
-    """For the Gram matrices K of successive layers, the pairs (a, b) to take on their line there: those
-    with collinearity <= KINK_COLLINEAR at that layer or an earlier one of the list."""
+def gram_collinearity(K: np.ndarray) -> np.ndarray:
+    """:func:`collinearity` of every pair (a, b) of the Gram matrix K."""
+    var = np.diagonal(K)
+    return collinearity(var[:, None], var[None, :], K)
+
+
+def collinear_pairs(collinearities: list[np.ndarray]) -> list[np.ndarray]:
+    """For the :func:`gram_collinearity` of successive layers, the pairs (a, b) to take on their line
+    there: those with collinearity <= KINK_COLLINEAR at that layer or an earlier one of the list."""
     masks, latched = [], False
-    for K in kernels:
-        var = np.diagonal(K)
-        latched = latched | (collinearity(var[:, None], var[None, :], K) <= KINK_COLLINEAR)
+    for d in collinearities:
+        latched = latched | (d <= KINK_COLLINEAR)
         masks.append(latched)
     return masks
 
