@@ -188,13 +188,13 @@ def test_collinear_inputs_without_bias_follow_the_exact_scaling(activation, c_w,
     x_c (a non-singular problem). The pair (x_a, x_c) is singular at every layer: its Stein tables
     are taken along its line. The three- and four-sample Gauss-Hermite rules of the smooth
     activations limit them to 1e-8, tanh's to 1e-5 (measured 1.4e-6 on V at layer 2: ``ntkit.gaussian``
-    documents 1e-4 for four tanh samples at K ~ 3); piecewise ones are exact to round-off."""
+    documents 1e-4 for four tanh samples at K ~ 3); the piecewise rule to 1e-11 (measured 1.9e-12 for linear)."""
     mlp = ntkit.MLP(depth=4, activation=activation, c_b=0.0, c_w=c_w, lambda_b=0.0, lambda_w=1.0)
     reference = finite_width(mlp, X2)
     full = finite_width(mlp, np.vstack([X2, s * X2[0]]))
     mean = finite_width(mlp, np.vstack([X2, s * X2[0]]), tensors="mean")
     source, scale = [0, 1, 0], np.array([1.0, 1.0, s])
-    tol = {"tanh": 1e-5, "erf": 1e-8, "sin": 1e-8}.get(activation, 1e-12) * np.abs(reference["K"].values).max()
+    tol = {"tanh": 1e-5, "erf": 1e-8, "sin": 1e-8}.get(activation, 1e-11) * np.abs(reference["K"].values).max()
     for name in ("K", "theta", "K1", "theta1", "V", "D", "F", "A", "B"):
         k = reference[name].ndim - 1
         expected = reference[name].values[np.ix_(range(4), *[source] * k)]
