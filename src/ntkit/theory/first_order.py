@@ -377,16 +377,19 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
     return out
 
 
-@functools.partial(jax.jit, static_argnums=(0, 6, 7))
+@functools.partial(jax.jit, static_argnums=0)
 def _pair_step(structure, data, ia, ib, terms, state, h, ratio, theta):
     """One mean-path step of a chunk of pairs: their tables and :func:`first_order_step`, compiled together.
 
     The step runs entry by entry on (pairs,) vectors (:func:`~ntkit.theory.pair_tables.entries`),
     and every symmetric tensor is read and written through its canonical entries
     (:data:`_SYMMETRIES`), so XLA computes each distinct entry once and keeps few intermediate
-    tables in memory (3x faster than the dense step on (2, ..., 2, pairs) arrays). The
-    hyperparameters ``h`` and ``ratio`` are static: they multiply object arrays.
+    tables in memory (3x faster than the dense step on (2, ..., 2, pairs) arrays). The traced
+    hyperparameters ``h`` and ``ratio`` enter as object arrays too (a JAX scalar on the left of an
+    object array would not defer to it), so one compilation serves every layer.
     """
+    h = _Hyper(*(_as_entry(value) for value in (h.c_b, h.c_w, h.lambda_b, h.lambda_w)))
+    ratio = _as_entry(ratio)
     tab = pair_layer_tables(structure, data, ia, ib, terms)
     K, th = (_symmetric(entries(pair_blocks(k, ia, ib)), _PAIR_SYMMETRY) for k in (data["K"], theta))
     old = FirstOrderState(K, th, *(_symmetric(entries(s), _SYMMETRIES[i]) for i, s in enumerate(state)), None, None)
@@ -400,6 +403,13 @@ _WITHIN_PAIRS = ((0, 1, 2, 3), (1, 0, 2, 3), (0, 1, 3, 2), (1, 0, 3, 2))
 _PAIR_SWAP = ((0, 1, 2, 3), (2, 3, 0, 1))
 # index permutations leaving K1, theta1, V_(12)(34), D_(12)(34) and F invariant
 _SYMMETRIES = (_PAIR_SYMMETRY, _PAIR_SYMMETRY, _WITHIN_PAIRS + tuple(p[2:] + p[:2] for p in _WITHIN_PAIRS), _WITHIN_PAIRS, _PAIR_SWAP)
+
+
+def _as_entry(scalar) -> np.ndarray:
+    """A traced scalar as an object array of shape (1,), which broadcasts against the tables."""
+    out = np.empty(1, dtype=object)
+    out[0] = scalar
+    return out
 
 
 def _symmetric(table: np.ndarray, perms) -> np.ndarray:
