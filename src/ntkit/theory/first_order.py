@@ -12,7 +12,9 @@ batch, which XLA's fused loops vectorize). The same step serves
 
 * the full tensors on all m (distinct) inputs: batch 1, P = m;
 * the fast mean path: every pair of inputs as its own 2-sample problem (batch = pairs, P = 2),
-  because the recursions close on any subset of samples; K1 and theta1 need nothing else.
+  because the recursions close on any subset of samples; K1 and theta1 need nothing else. There
+  every tensor is an object array (2, ..., 2) of (pairs,) vectors, written out entry by entry
+  with symmetric entries shared (:func:`_pair_step`).
 """
 
 from __future__ import annotations
