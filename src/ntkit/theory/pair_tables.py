@@ -200,8 +200,9 @@ def entries(dense) -> np.ndarray:
 
 
 def dense(table: np.ndarray, n: int):
-    """Inverse of :func:`entries` (structural zeros become zero vectors of length ``n``)."""
-    return jnp.stack([jnp.broadcast_to(e, (n,)) for e in table.reshape(-1)]).reshape(table.shape + (n,))
+    """Inverse of :func:`entries`: float64 (never weak-typed, so that a step's outputs compile like its
+    inputs), structural zeros as zero vectors of length ``n``."""
+    return jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float64), (n,)) for e in table.reshape(-1)]).reshape(table.shape + (n,))
 
 
 def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
