@@ -367,6 +367,18 @@ def test_mean_path_does_not_depend_on_chunking(monkeypatch):
         np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)
 
 
+def test_mean_path_compiles_its_pair_step_twice_for_any_depth():
+    """One compilation for the step from the Gaussian layer 1 (no Stein tables), one for every later
+    layer, even with per-layer hyperparameters (traced, not static) and a structurally zero K1 at
+    layer 2 (which, came it out weak-typed, compiled layer 3 apart: 3 s of a cold gelu call)."""
+    from ntkit.theory import first_order
+
+    first_order._pair_step.clear_cache()
+    mlp = ntkit.MLP(depth=6, activation="gelu", c_b=0.1, c_w=[1.0, 1.2, 1.4, 1.1, 1.3, 1.5], lambda_w=[0.5, 1.0, 0.7, 0.9, 1.1, 0.6])
+    finite_width(mlp, np.random.default_rng(2).normal(size=(5, 3)), tensors="mean")
+    assert first_order._pair_step._cache_size() == 2
+
+
 def test_sampled_networks_agree_with_every_first_order_tensor():
     """ntkit.sample at width 16 (40,000 critical GeLU networks, depth 3, two inputs): at layers 2 and 3 every
     entry of K1, theta1, V, D, F, A, B agrees with the recursion within 4 stderr plus the O(1/n)
