@@ -175,8 +175,10 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
     n_cols = {(2, 2): data["N_diag"][ia], (0, 0): data["N_diag"][ib]} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
     N = _pick([n_cols[key] for key in _N_KEYS], _N_MAP, 4)
     if not structure.with_stein:
-        zero = np.zeros
-        return LayerTables(S, P, M, N, None, zero((2,) * 4), zero((2,) * 6), zero((2,) * 4), zero((2,) * 6), zero((2,) * 3))
+        def zero(order):  # structural zeros, as in the Stein tables' entries
+            return np.full((2,) * order, 0.0, dtype=object)
+
+        return LayerTables(S, P, M, N, None, zero(4), zero(6), zero(4), zero(6), zero(3))
     if isinstance(structure.stein, _PiecewiseLinearStein):
         stein = structure.stein(va, vb, kab, data["on_line"][ia, ib])
     else:
