@@ -29,15 +29,21 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
 (computed so that a singular or zero-variance K is handled: a zero pivot gives a zero column):
 
 * **smooth integrands** (any JAX callable), ``nodes`` points per dimension (defaults 256, 128,
-  48, 28 for k = 1..4). The integrand varies on the scale 1/sqrt(K) in whitened coordinates, and
-  saturating activations (tanh, sigmoid, silu, softplus) turn over within that distance of 0,
-  with poles ~1/sqrt(K) from the real axis. For k <= 2: Gauss–Legendre on the two sides of the
-  point where each variable crosses 0, graded toward it (:func:`_graded_kernel`); measured relative
-  errors: 1-D < 1e-14 and 2-D < 1e-11 for tanh and sigmoid up to K = 1000 (Gauss–Hermite had 4e-4
-  and 2e-2 at K = 100). For k = 3, 4: tensor Gauss–Hermite, spectrally convergent but slower as K
-  grows: 3-D gelu at K ~ 3.5 ~1e-9; 4-D gelu at K ~ 3.5 1e-7 (5e-8 for sigma^4), ~1e-13 at K ~ 1;
-  4-D tanh at K ~ 3 ~1e-4. Raise ``nodes`` and compare where that matters (Monte-Carlo checks are
-  far coarser).
+  64, 28 for k = 1..4). The integrand varies on the scale 1/sqrt(K) in whitened coordinates, and
+  saturating activations (tanh, sigmoid, silu, softplus, erf) turn over within that distance of
+  0, with poles ~1/sqrt(K) from the real axis. For k <= 3: nested Gauss–Legendre on the two
+  sides of the point where each variable crosses 0, graded toward it (:func:`_graded_kernel`).
+  Measured relative errors: 1-D < 1e-14 and 2-D < 1e-11 for tanh and sigmoid up to K = 1000
+  (Gauss–Hermite had 4e-4 and 2e-2 at K = 100); 3-D against the closed form of
+  <erf erf erf'> (``tests/test_gaussian.py``), correlations 0.5..0.99: <= 2e-12 at K <= 1,
+  <= 7e-10 at K = 3, <= 4e-8 at K = 10 (48-node Gauss–Hermite: 2e-7, 1e-3, 8e-2); second
+  derivatives of tanh tanh tanh' <= 1e-10 at K <= 3 for correlations <= 0.9, 4e-8 at 0.99.
+  Entire integrands lose a little: cos^3 at K ~ 2 is 5e-11 (Gauss–Hermite 1e-12). For k = 4:
+  tensor Gauss–Hermite, spectrally convergent but slow for saturating activations as K or the
+  correlations grow: 4-D gelu at K ~ 3.5 1e-7 (5e-8 for sigma^4), ~1e-13 at K ~ 1; 4-D
+  tanh' tanh' tanh tanh at K = 1: 2e-4 at correlation 0.3, 5e-3 at 0.99, and the fourth
+  derivatives (Hermite weights of order 4, amplified by K^-1) are off by O(1) at correlation
+  0.99. Raise ``nodes`` and compare where that matters (Monte-Carlo checks are far coarser).
 * **piecewise monomials** f(z) = c_+ z^p (z > 0), c_- z^p (z < 0) — every product of sigma and
   sigma' of a scale-invariant activation (relu, leaky_relu, linear) is one. For k = 2 the
   integrand is positively homogeneous: exact radial chi moments and Gauss–Legendre on the
@@ -87,7 +93,7 @@ from .mehler import mehler_pairs
 
 __all__ = ["PiecewiseMonomial", "product", "expectation", "expectations", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES", "PIECE_NODES"]
 
-SMOOTH_NODES = {1: 256, 2: 128, 3: 48, 4: 28}  # per dimension: graded Gauss–Legendre (1, 2 variables), Gauss–Hermite (3, 4)
+SMOOTH_NODES = {1: 256, 2: 128, 3: 64, 4: 28}  # per dimension: graded Gauss–Legendre (1-3 variables), Gauss–Hermite (4)
 _HERMITE_OUTER_NODES = {2: 96, 3: 48}  # Gauss–Hermite on the other variables when one is integrated in closed form
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each angular arc of the 2-D piecewise rule
 PIECE_NODES = 12  # Gauss–Legendre nodes on each of the 6 pieces of an outer variable of the 1-, 3-, 4-D piecewise rule
@@ -302,14 +308,21 @@ def _graded_piece(t, wt, start, length, sign):
 
 @functools.lru_cache(maxsize=None)
 def _graded_kernel(family: tuple, k: int, n: int, order: int):
-    """k <= 2 smooth integrands: Gauss–Legendre graded toward the point where each z_s crosses 0.
+    """Smooth integrands: nested Gauss–Legendre, graded toward the point where each z_s crosses 0.
 
     Saturating activations (tanh, sigmoid, softplus, silu) at a large variance v are nearly kinked
     at z = 0: in whitened coordinates they turn over within 1/sqrt(v), where Gauss–Hermite has too
     few nodes (2-D tanh at v = 100: 2e-2 relative error with 96 x 96 nodes). Here u_1 runs over
-    [-U, 0] and [0, U], u_2 over [-U, c] and [c, U] with c = -L_10 u_1 / L_11 (where z_1 = 0), each
-    piece by u = c +- L t^2 with n/2 Gauss–Legendre nodes in t: for tanh^2 in 1-D with 64 nodes
-    per piece the relative error is 7e-16 at v = 100, 2e-12 at v = 900 and 6e-10 at v = 1e4.
+    [-U, 0] and [0, U], and u_j (j >= 2), at each node of the outer variables, over [-U, c_j] and
+    [c_j, U] around the point c_j = -(L_j1 u_1 + ... ) / L_jj where z_j = 0, each piece by
+    u = c +- L t^2 with n/2 Gauss–Legendre nodes in t: for tanh^2 in 1-D with 64 nodes per piece
+    the relative error is 7e-16 at v = 100, 2e-12 at v = 900 and 6e-10 at v = 1e4.
+
+    The split point is c_j clipped to +-max(2, 2 L_jj): f_j turns over across ~1/L_jj in u_j, so
+    a crossing beyond that bound is either followed (a sharp factor, large L_jj) or lies where
+    the factor is smooth (small L_jj, strongly correlated samples), and pieces graded toward a
+    far point would leave the Gaussian bulk to a few nodes (3-D tanh tanh tanh' at K = 1,
+    rho = 0.99, second derivatives: 2e-4 with the split at c_j, 2e-11 clipped).
     """
     t, wt = _graded_halves(n // 2)
     upper = _TRUNCATION
@@ -328,21 +341,25 @@ def _graded_kernel(family: tuple, k: int, n: int, order: int):
     @jax.jit
     def run(chol):
         batch = chol.shape[0]
-        if k == 1:
-            u, w = first[None, :, None], first_w[None]
-        else:
-            diag = chol[:, 1, 1][:, None]
-            crossing = jnp.where(diag > 0, -chol[:, 1, 0][:, None] * first[None] / jnp.where(diag > 0, diag, 1.0), 0.0)
-            second, second_w = split(jnp.clip(crossing, -upper, upper))  # (batch, n, n)
-            u = jnp.stack([jnp.broadcast_to(first[None, :, None], second.shape), second], -1).reshape(batch, -1, 2)
-            w = (first_w[None, :, None] * second_w).reshape(batch, -1)
-        z = jnp.einsum("bij,bnj->bni", chol, jnp.broadcast_to(u, (batch,) + u.shape[1:]))
-        return _family_moments(family, z, u, w, order)
+        coords, w = [jnp.broadcast_to(first, (batch, n))], jnp.broadcast_to(first_w, (batch, n))
+        for j in range(1, k):  # coords: j arrays (batch, n, ..., n) of the outer variables' nodes
+            at = (batch,) + (1,) * j
+            shift = sum(chol[:, j, i].reshape(at) * coords[i] for i in range(j))
+            diag = chol[:, j, j].reshape(at)
+            crossing = jnp.where(diag > 0, -shift / jnp.where(diag > 0, diag, 1.0), 0.0)
+            bound = jnp.clip(2.0 * diag, 2.0, upper)
+            inner, inner_w = split(jnp.clip(crossing, -bound, bound))  # (batch, n, ..., n, n)
+            coords = [jnp.broadcast_to(c[..., None], inner.shape) for c in coords] + [inner]
+            w = w[..., None] * inner_w
+        u = jnp.stack([c.reshape(batch, -1) for c in coords], -1)
+        z = jnp.einsum("bij,bnj->bni", chol, u)
+        return _family_moments(family, z, u, w.reshape(batch, -1), order)
 
     return run, n**k
 
 
-def _smooth_kernel(family: tuple, k: int, n: int, order: int):
+def _gauss_hermite_kernel(family: tuple, k: int, n: int, order: int):
+    """Smooth integrands of 4 variables: tensor Gauss–Hermite, n nodes per dimension shared by all covariances."""
     u, w = _gauss_hermite_grid(k, n)
 
     @jax.jit
@@ -626,10 +643,10 @@ def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None, 
             run, per_cov = _polar_kernel(family, nodes or SPLIT_NODES, order)
         elif rule[0] == "split":
             run, per_cov = _split_kernel(family, k, nodes or PIECE_NODES, order)
-        elif k <= 2:
+        elif k <= 3:
             run, per_cov = _graded_kernel(family, k, nodes or SMOOTH_NODES[k], order)
         else:
-            run, per_cov = _smooth_kernel(family, k, nodes or SMOOTH_NODES[k], order)
+            run, per_cov = _gauss_hermite_kernel(family, k, nodes or SMOOTH_NODES[k], order)
     moments = _run_chunked(run, chol, per_cov * len(family))
     count = len(moments) // len(family)  # moments per tuple
     if order == 0:
