@@ -322,7 +322,7 @@ def _graded_kernel(family: tuple, k: int, n: int, order: int):
     a crossing beyond that bound is either followed (a sharp factor, large L_jj) or lies where
     the factor is smooth (small L_jj, strongly correlated samples), and pieces graded toward a
     far point would leave the Gaussian bulk to a few nodes (3-D tanh tanh tanh' at K = 1,
-    rho = 0.99, second derivatives: 2e-4 with the split at c_j, 2e-11 clipped).
+    rho = 0.99, second derivatives: 2e-4 with the split at c_j, 2e-11 to 8e-10 clipped).
     """
     t, wt = _graded_halves(n // 2)
     upper = _TRUNCATION
