@@ -122,7 +122,7 @@ def test_erf_arcsine_kernel():
     k12 = COVS_2[:, 0, 1]
     derf = lambda z: 2 / math.sqrt(math.pi) * jnp.exp(-z * z)  # noqa: E731
     expected = 2 / np.pi * np.arcsin(2 * k12 / np.sqrt(q)), 4 / np.pi / np.sqrt(q - 4 * k12**2)
-    for nodes in (None, 96):  # the default rule for many pairs, and tensor Gauss-Hermite
+    for nodes in (None, 96):  # the default rule for many pairs (Mehler series), and graded Gauss–Legendre quadrature
         np.testing.assert_allclose(expectation((jerf, jerf), COVS_2, nodes=nodes), expected[0], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(expectation((derf, derf), COVS_2, nodes=nodes), expected[1], rtol=1e-12)
 
@@ -334,9 +334,9 @@ def test_four_dimensional_orthant_against_scipy():
 
 @pytest.mark.parametrize(
     "name, tolerance_1d, tolerance_2d",
-    # gelu is entire: converged to round-off. tanh has poles at +-i pi/2, so tensor Gauss-Hermite converges
-    # more slowly as the variance grows (measured at variance 2, rho = 0.9, between 96 and 192 nodes per
-    # dimension: tanh 8e-9, gelu 5e-12; in 1-D, 200 against 400 nodes: tanh 5e-12).
+    # The tolerances date from tensor Gauss–Hermite, slow for tanh (poles at +-i pi/2): 2-D, 96 against 192
+    # nodes per dimension, tanh 8e-9, gelu 5e-12; 1-D, 200 against 400 nodes, tanh 5e-12. The graded
+    # Gauss–Legendre rule that now integrates 1 and 2 variables is converged to round-off (<= 7e-16).
     [("gelu", 1e-12, 2e-11), ("tanh", 2e-11, 2e-8)],
 )
 def test_node_doubling_converges(name, tolerance_1d, tolerance_2d):
