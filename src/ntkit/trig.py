@@ -27,6 +27,7 @@ from __future__ import annotations
 from fractions import Fraction
 from math import comb
 
+import jax
 import jax.numpy as jnp
 
 __all__ = ["arcsin", "arccos"]
@@ -74,10 +75,21 @@ def _horner(coefficients: tuple[float, ...], t):
     return acc
 
 
+@jax.custom_jvp
 def _arcsin_small(y):
     """arcsin(y) for |y| <= 1/2: y + y t R(t), t = y^2 (the Padé form above)."""
     t = y * y
     return y + y * t * (_horner(_R_NUMERATOR, t) / _horner(_R_DENOMINATOR, t))
+
+
+@_arcsin_small.defjvp
+def _arcsin_small_jvp(primals, tangents):
+    """arcsin'(y) = 1 / sqrt(1 - y^2), not the derivative of the Padé form: autodiff through its
+    Horner chains made the second derivatives of the gelu and erf closed forms (Stein tables of
+    the mean path) 15x the cost of the closed form itself."""
+    (y,), (dy,) = primals, tangents
+    one_minus = 1.0 - y * y
+    return _arcsin_small(y), dy * jnp.sqrt(one_minus) / one_minus
 
 
 def _reduced(x):
