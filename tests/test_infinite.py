@@ -231,9 +231,9 @@ def test_layers_selection():
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu(0.2)", "gelu", "erf"])
 @pytest.mark.parametrize("m, n_0", [(21, 5), (32, 5), (7, 7), (21, 16), (21, 40)])  # row blocks of 8, 8 and 5; four of 8; one; 8, 8, 5
 def test_closed_form_paths_agree(activation, m, n_0, monkeypatch):
-    """Closed forms step whole Gram matrices kept by JAX when they are small and go block by block
-    of rows through numpy arrays when they are large; both give the same numbers, exactly
-    symmetric, with equal rows for equal inputs, for every selection of layers. Three cases guard
+    """Closed forms step whole Gram matrices kept by JAX when they are small and blocks of rows of
+    the upper triangle, mirrored into the lower, when they are large; both give the same
+    numbers, exactly symmetric, with equal rows for equal inputs, for every selection of layers. Three cases guard
     the input Gram both paths start from: on the 7 x 7 inputs JAX's own dot gives x x^T neither
     exactly symmetric nor with equal duplicate rows, and on the 21 x 16 inputs a general BLAS
     product with a copied x^T (gemm) is not symmetric; both are summed term by term instead, and
