@@ -25,7 +25,8 @@ ROW_BLOCK = 256  # rows of a Gram matrix evaluated at once (bounds temporaries)
 MIRROR_TILE = 32  # side of the squares in which an upper triangle is transposed into the lower
 SUMMED_GRAM_DIMS = 32  # up to this input dimension the input Gram is summed term by term, beyond it by BLAS
 ALIGNMENT = 64  # bytes; jax.device_put shares (does not copy) numpy memory aligned like this
-WHOLE_MATRIX_ENTRIES = 2**22  # up to m^2 this large (m = 2048), closed forms keep whole matrices in JAX
+WHOLE_MATRIX_ENTRIES = 2**16  # up to m^2 this large (m = 256), closed forms step whole matrices in JAX; beyond,
+# the upper triangle in blocks of rows is faster (gelu, depth 4: m = 512 6.1 -> 4.2 ms, 2048 135 -> 64 ms)
 MIN_NODES = 8  # fewest quadrature nodes per dimension a caller may ask for (the defaults are 28..800)
 LANES = 8  # compiled Gram steps see rows padded to a multiple of this many columns (see _padded_columns)
 
@@ -298,7 +299,7 @@ def infinite_width(mlp: MLP, x, layers: str | Sequence[int] = "all", nodes: int 
     """Infinite-width NNGP kernel ``K`` and NTK ``theta`` on dims (layer, a1, a2), float64.
 
     ``layers``: "all" (1..L), "last" (L only: the network's output, and the memory-lean choice
-    for large Gram matrices: beyond m = 2048 closed forms hold about 3 m^2 doubles, the outputs
+    for large Gram matrices: beyond m = 256 closed forms hold about 3 m^2 doubles, the outputs
     and a working upper triangle), or a list of layer numbers. ``nodes`` overrides the
     quadrature node count for activations without a closed form.
     """
