@@ -34,7 +34,7 @@ MAX_TERMS = 768
 _FIRST_TERMS = 96
 _TAIL = 1e-14
 _PAIR_CHUNK = 8192
-UNROLL = 4  # Horner steps per loop iteration (XLA fuses them: the accumulator is read and written once per 4 terms)
+_UNROLL = 4  # Horner steps per loop iteration: fewer passes over the accumulator (gelu, 8192 pairs, 122 terms: 4.5 -> 3.6 ms)
 
 
 @functools.lru_cache(maxsize=None)
@@ -241,12 +241,12 @@ def pair_series(spec: tuple, coefs, terms, var_a, var_b, index_a, index_b, rho):
     weights = jnp.asarray(np.stack([rising[spec[s][2]] * rising[spec[s][3]] for s in grouped], -1))  # (length, spec)
     columns = {group: tuple(np.array([spec[s][side] for s in grouped if spec[s][2:] == group]) for side in (0, 1)) for group in groups}
 
-    steps = (terms + UNROLL - 1) // UNROLL
-    top = steps * UNROLL - 1  # the first k, >= terms - 1; terms k >= terms are multiplied by 0
+    steps = (terms + _UNROLL - 1) // _UNROLL
+    top = steps * _UNROLL - 1  # the first k, >= terms - 1; terms k >= terms are multiplied by 0
 
-    def horner(step, acc):  # acc <- acc * rho + c_k f_(k+i)(a) g_(k+j)(b), UNROLL values of k from top down to 0
-        for u in range(UNROLL):
-            k = top - step * UNROLL - u
+    def horner(step, acc):  # acc <- acc * rho + c_k f_(k+i)(a) g_(k+j)(b), _UNROLL values of k from top down to 0
+        for u in range(_UNROLL):
+            k = top - step * _UNROLL - u
             at_a = {i: jax.lax.dynamic_index_in_dim(coefs, k + i, 0, False)[index_a] for i, _ in groups}
             at_b = {j: jax.lax.dynamic_index_in_dim(coefs, k + j, 0, False)[index_b] for _, j in groups}
             fa = jnp.concatenate([at_a[i][:, columns[i, j][0]] for i, j in groups], -1)

@@ -47,8 +47,9 @@ def _kernels(mlp: MLP, x: np.ndarray, order: list[int], nodes) -> tuple[np.ndarr
     """K and Theta of the layers in ``order`` (sorted), each of shape (len(order), m, m).
 
     Every path starts from the input Gram G = x x^T / n_0 (:func:`_input_gram_into`); closed forms
-    of small problems keep it in JAX, the others in the last kept layer's arrays, which are the
-    working arrays. Layer 1 is (c_b + c_w G, lambda_b + lambda_w G). Raises if a kernel overflows.
+    keep it in JAX (whole matrices for small m, blocks of the upper triangle for large m),
+    quadrature in the last kept layer's arrays, which are the working arrays. Layer 1 is
+    (c_b + c_w G, lambda_b + lambda_w G). Raises if a kernel overflows.
     """
     if nodes is not None and (not is_integer(nodes) or nodes < MIN_NODES):
         raise ValueError(f"nodes (quadrature nodes per dimension) must be None (the defaults) or an integer >= {MIN_NODES}, got {nodes!r}")
