@@ -106,11 +106,13 @@ class PairTables:
             return
         coef, self.terms = found
         funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
-        stacked = np.stack([coef[h].T for h in funcs], -1)  # (terms + top, samples, functions)
-        # zero rows up to 96 * 2^k + top (never read: the series stop at self.terms), so that the
-        # compiled pair step sees few distinct table shapes
+        # (terms + top, samples, functions), with zero rows up to 96 * 2^k + top (never read: the
+        # series stop at self.terms), so that the compiled pair step sees few distinct table shapes
         bucket = 96 << max(0, int(np.ceil(np.log2(self.terms / 96))))
-        data["coefs"] = np.pad(stacked, ((0, bucket - self.terms), (0, 0), (0, 0)))
+        length = coef[funcs[0]].shape[1]
+        data["coefs"] = np.zeros((bucket - self.terms + length, len(var), len(funcs)))
+        for column, h in enumerate(funcs):
+            data["coefs"][:length, :, column] = coef[h].T
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
         self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein)
         top = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
@@ -154,7 +156,8 @@ class _Structure:
 def pair_correlations(K, ia, ib):
     """rho_ab = K_ab / sqrt(K_aa K_bb) of the pairs, clipped to [-1, 1] (0 where a variance vanishes; numpy or traced)."""
     xp = jnp if isinstance(K, jax.Array) else np
-    denom = xp.sqrt(K[ia, ia] * K[ib, ib])
+    variances = xp.diagonal(K)  # gathered from m values, not from the m x m matrix
+    denom = xp.sqrt(variances[ia] * variances[ib])
     return xp.clip(xp.where(denom > 0, K[ia, ib] / xp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
 
 
