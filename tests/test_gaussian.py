@@ -284,6 +284,10 @@ def test_cosine_products(k):
     np.testing.assert_allclose(expectation((jnp.cos,) * k, cov), _cos_product(cov), rtol=1e-12 if k == 4 else 1e-10)
 
 
+def _erf_prime(z):
+    return (2 / math.sqrt(math.pi)) * jnp.exp(-z * z)
+
+
 def _erf_erf_erf_primes(cov):
     """<erf(z_1) erf(z_2) erf'(z_3) ... erf'(z_k)> in closed form: the Gaussian factors erf'(z_j) =
     (2/sqrt(pi)) exp(-z_j^2) turn N(0, K) into N(0, K~) times sqrt(det K~ / det K),
@@ -303,15 +307,13 @@ def test_three_saturating_factors_at_large_variance(variance, rho, rtol):
     off by 2.1e-7, 3.5e-5, 1.4e-3 and 8.2e-2."""
     corr = np.array([[1.0, rho, 0.98 * rho], [rho, 1.0, rho], [0.98 * rho, rho, 1.0]])
     cov = variance * corr * np.outer([1.0, 1.3, 0.8], [1.0, 1.3, 0.8])
-    erf_prime = lambda z: (2 / math.sqrt(math.pi)) * jnp.exp(-z * z)  # noqa: E731
-    np.testing.assert_allclose(expectation((jerf, jerf, erf_prime), cov), _erf_erf_erf_primes(cov), rtol=rtol)
+    np.testing.assert_allclose(expectation((jerf, jerf, _erf_prime), cov), _erf_erf_erf_primes(cov), rtol=rtol)
 
 
 def _four_erf_factors(variance, rho):
     corr = np.full((4, 4), rho) + (1 - rho) * np.eye(4)
     cov = variance * corr * np.outer([1.0, 1.2, 0.9, 1.1], [1.0, 1.2, 0.9, 1.1])
-    erf_prime = lambda z: (2 / math.sqrt(math.pi)) * jnp.exp(-z * z)  # noqa: E731
-    return expectation((jerf, jerf, erf_prime, erf_prime), cov), _erf_erf_erf_primes(cov)
+    return expectation((jerf, jerf, _erf_prime, _erf_prime), cov), _erf_erf_erf_primes(cov)
 
 
 def test_four_saturating_factors_at_small_variance():

@@ -44,8 +44,8 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
   equal correlations 0.3 / 0.9 / 0.99): K = 0.3 3e-16 / 3e-9 / 4e-8, K = 1 4e-8 / 1e-4 / 3e-3,
   K = 3 2e-3 / 1e-2 / 2e-1, K = 10 up to 8e-1. The graded rule nested to 4 variables (36 nodes)
   measured 1e-6 to 4e-5 at K <= 1 and 1e-7 to 3e-3 at K = 3, 10: better at large K, worse at
-  small K, within the contract at neither. 4-D gelu at K ~ 3.5 1e-7 (5e-8 for sigma^4), ~1e-13 at K ~ 1; 4-D
-  tanh' tanh' tanh tanh at K = 1: 2e-4 at correlation 0.3, 5e-3 at 0.99, and the fourth
+  small K, within the contract at neither. 4-D gelu at K ~ 3.5 1e-7 (5e-8 for sigma^4), ~1e-13
+  at K ~ 1; 4-D tanh' tanh' tanh tanh at K = 1: 2e-4 at correlation 0.3, 5e-3 at 0.99, and the fourth
   derivatives (Hermite weights of order 4, amplified by K^-1) are off by O(1) at correlation
   0.99. Raise ``nodes`` and compare where that matters (Monte-Carlo checks are far coarser).
 * **piecewise monomials** f(z) = c_+ z^p (z > 0), c_- z^p (z < 0) — every product of sigma and
