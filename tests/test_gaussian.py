@@ -219,11 +219,11 @@ def test_stein_three_samples(cov):
 
 
 def test_stein_four_samples():
-    """<d_1 d_2 d_3 d_4 prod sin(z_s)> = <prod cos(z_s)> = (1/8) sum over signs of exp(-v.K.v / 2)."""
+    """<d_1 d_2 d_3 d_4 prod sin(z_s)> = <prod cos(z_s)> = (1/8) sum over signs of exp(-v.K.v / 2) (measured 6e-16)."""
     cov = _psd(4, np.linspace(-0.6, 0.7, 16), 0.2)
     fourth = expectation((jnp.sin,) * 4, cov, derivative_order=4)
-    np.testing.assert_allclose(fourth[0, 1, 2, 3], _cos_product(cov), rtol=1e-9)
-    np.testing.assert_allclose(fourth[3, 1, 0, 2], fourth[0, 1, 2, 3], rtol=1e-10)
+    np.testing.assert_allclose(fourth[0, 1, 2, 3], _cos_product(cov), rtol=1e-12)
+    np.testing.assert_allclose(fourth[3, 1, 0, 2], fourth[0, 1, 2, 3], rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------- k = 3, 4
@@ -278,10 +278,10 @@ def test_isserlis_highly_correlated_piecewise(rho):
 
 @pytest.mark.parametrize("k", [3, 4])
 def test_cosine_products(k):
-    """Entire integrands: 4-D Gauss–Hermite to 1e-12; the graded 3-D rule (built for saturating
-    integrands) measures 2e-12 here and 5e-11 on the family test below, within the 1e-10 contract."""
+    """Entire integrands, variances ~1.6 to 2.5: measured 3e-16 (k = 3) and 7e-16 (k = 4). The graded 3-D
+    rule of 64 nodes had 2e-12, tensor Gauss–Hermite (k = 4) 1e-12."""
     cov = _psd(k, np.cos(np.arange(k * k)), 0.1)
-    np.testing.assert_allclose(expectation((jnp.cos,) * k, cov), _cos_product(cov), rtol=1e-12 if k == 4 else 1e-10)
+    np.testing.assert_allclose(expectation((jnp.cos,) * k, cov), _cos_product(cov), rtol=1e-13)
 
 
 def _erf_prime(z):
@@ -300,34 +300,50 @@ def _erf_erf_erf_primes(cov):
     return (2 / math.sqrt(math.pi)) ** (k - 2) * math.sqrt(np.linalg.det(tilde) / np.linalg.det(cov)) * arcsine
 
 
-@pytest.mark.parametrize("variance, rho, rtol", [(1.0, 0.99, 1e-10), (3.0, 0.9, 1e-9), (3.0, 0.99, 2e-9), (10.0, 0.99, 1e-7)])
+@pytest.mark.parametrize("variance, rho, rtol", [(1.0, 0.99, 1e-12), (3.0, 0.9, 1e-12), (3.0, 0.99, 1e-12), (10.0, 0.99, 1e-12),
+                                                 (100.0, 0.99, 1e-11)])
 def test_three_saturating_factors_at_large_variance(variance, rho, rtol):
-    """erf at a large variance is nearly a step and erf' a narrow bump: the graded 3-D rule follows
-    each factor's crossing (measured 2.5e-11, 1.2e-10, 6.5e-10, 4.2e-8); 48-node Gauss–Hermite was
-    off by 2.1e-7, 3.5e-5, 1.4e-3 and 8.2e-2."""
+    """erf at a large variance is nearly a step and erf' a narrow bump: the graded rule follows each
+    outer factor's crossing and the last variable is tabulated (measured 7e-16, 6e-14, 3e-15, 2e-16,
+    2e-12). The graded 3-D rule of 64 nodes had 2.5e-11, 1.2e-10, 6.5e-10, 4.2e-8, 3.7e-6, and
+    48-node Gauss–Hermite 2.1e-7, 3.5e-5, 1.4e-3, 8.2e-2."""
     corr = np.array([[1.0, rho, 0.98 * rho], [rho, 1.0, rho], [0.98 * rho, rho, 1.0]])
     cov = variance * corr * np.outer([1.0, 1.3, 0.8], [1.0, 1.3, 0.8])
     np.testing.assert_allclose(expectation((jerf, jerf, _erf_prime), cov), _erf_erf_erf_primes(cov), rtol=rtol)
+    np.testing.assert_allclose(expectation((_erf_prime, jerf, jerf), cov[::-1, ::-1]), _erf_erf_erf_primes(cov), rtol=rtol)
 
 
-def _four_erf_factors(variance, rho):
+@pytest.mark.parametrize("variance, rho, rtol", [(0.3, 0.3, 1e-13), (1.0, 0.9, 1e-12), (1.0, 0.99, 1e-12), (3.0, 0.99, 1e-11),
+                                                 (10.0, 0.9, 1e-10)])
+def test_four_saturating_factors(variance, rho, rtol):
+    """4-D against the closed form <erf erf erf' erf'>, with erf' and with erf as the tabulated last
+    variable (measured <= 5e-14 at variance <= 1, 2e-13 at 3, 1e-12 at 10; at 10, rho = 0.99: 1.5e-10).
+    Tensor Gauss–Hermite with 28 nodes had 1e-4 at (1, 0.9), 2e-1 at (3, 0.99) and 8e-1 at 10."""
     corr = np.full((4, 4), rho) + (1 - rho) * np.eye(4)
     cov = variance * corr * np.outer([1.0, 1.2, 0.9, 1.1], [1.0, 1.2, 0.9, 1.1])
-    return expectation((jerf, jerf, _erf_prime, _erf_prime), cov), _erf_erf_erf_primes(cov)
+    expected = _erf_erf_erf_primes(cov)
+    np.testing.assert_allclose(expectation((jerf, jerf, _erf_prime, _erf_prime), cov), expected, rtol=rtol)
+    swapped = [2, 3, 0, 1]
+    np.testing.assert_allclose(expectation((_erf_prime, _erf_prime, jerf, jerf), cov[swapped][:, swapped]), expected, rtol=rtol)
 
 
-def test_four_saturating_factors_at_small_variance():
-    """4-D tensor Gauss–Hermite against the closed form <erf erf erf' erf'> where it meets the
-    1e-10 contract: variances ~0.3 and low correlation (measured 1e-16)."""
-    np.testing.assert_allclose(*_four_erf_factors(0.3, 0.3), rtol=1e-12)
-
-
-@pytest.mark.xfail(strict=True, reason="known gap (ntkit.gaussian docstring): 4 saturating factors at unit variance are off "
-                   "by ~1e-4 (tensor Gauss–Hermite, 28 nodes); the graded rule of 3 variables, nested to 4 with 36 nodes, "
-                   "measured 1.7e-5 on a similar covariance")
-def test_four_saturating_factors_at_unit_variance():
-    """The 1e-10 contract for 4 saturating factors at variance ~1, correlation 0.9."""
-    np.testing.assert_allclose(*_four_erf_factors(1.0, 0.9), rtol=1e-10)
+def test_four_sample_stein_forms_at_strong_correlation():
+    """Price's theorem, d<F>/dK_ab = <d_a d_b F> (a != b), by central differences of the lower order:
+    second derivatives from <F>, fourth from second, for tanh' tanh' tanh tanh at correlation 0.99
+    (tensor Gauss–Hermite had the fourth derivatives off by O(1) there). The tabulated last variable
+    carries the Hermite moments E[u^q f(mu + s u)], q <= 4."""
+    tanh, dtanh = jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2
+    corr = np.full((4, 4), 0.99) + 0.01 * np.eye(4)
+    cov = corr * np.outer([1.0, 1.2, 0.9, 1.1], [1.0, 1.2, 0.9, 1.1])
+    funcs, step = (dtanh, dtanh, tanh, tanh), 1e-4
+    second, fourth = expectation(funcs, cov, 2), expectation(funcs, cov, 4)
+    for a, b, c, d in ((0, 3, 1, 2), (2, 3, 0, 1), (0, 1, 0, 1)):
+        bump = np.zeros((4, 4))
+        bump[a, b] = bump[b, a] = step
+        lower = (expectation(funcs, cov + bump) - expectation(funcs, cov - bump)) / (2 * step)
+        np.testing.assert_allclose(second[a, b], lower, rtol=1e-7)
+        lower = (expectation(funcs, cov + bump, 2)[c, d] - expectation(funcs, cov - bump, 2)[c, d]) / (2 * step)
+        np.testing.assert_allclose(fourth[a, b, c, d], lower, rtol=1e-6)
 
 
 def test_orthant_probabilities():
@@ -478,6 +494,12 @@ def test_zero_variance_is_the_function_at_zero():
     np.testing.assert_allclose(expectation((half_step, STEP), [[0.0, 0.0], [0.0, 2.0]]), 0.25, rtol=1e-9)
     np.testing.assert_allclose(expectation((STEP, half_step), [[2.0, 0.0], [0.0, 0.0]]), 0.25, rtol=1e-13)
     np.testing.assert_allclose(expectation((RELU, RELU), [[0.0, 0.0], [0.0, 2.0]]), 0.0, atol=1e-15)
+    # 3 and 4 variables: a zero-variance last variable (the tabulated one) contributes exactly f(0)
+    cov = np.zeros((4, 4))
+    cov[:3, :3] = _psd(3, np.cos(np.arange(9)), 0.3)
+    assert expectation((jnp.cos, jnp.cos, jnp.cos, jnp.tanh), cov) == 0.0
+    np.testing.assert_allclose(expectation((jnp.cos, jnp.cos, jnp.cos, jnp.cos), cov), _cos_product(cov[:3, :3]), rtol=1e-14)
+    np.testing.assert_allclose(expectation((jnp.cos, jnp.cos, jnp.cos), cov[1:, 1:]), _cos_product(cov[1:3, 1:3]), rtol=1e-14)
 
 
 def test_safe_cholesky_reconstructs_and_zeroes_singular_columns():
@@ -507,31 +529,37 @@ def test_bad_input_raises(funcs, cov, order, message):
         expectation(funcs, np.asarray(cov, dtype=float), derivative_order=order)
 
 
-def test_gelu_smoothing_closed_forms_against_quad():
-    """E[gelu(mu + s u)] and E[gelu'(mu + s u)] (the variable integrated exactly in 3-D and 4-D rules)."""
-    from ntkit.activations import SMOOTHED, get_activation
-
-    act = get_activation("gelu")
-    gelu = lambda t: t * norm.cdf(t)  # noqa: E731
-    dgelu = lambda t: norm.cdf(t) + t * norm.pdf(t)  # noqa: E731
-    for f_np, f in ((gelu, act.fn), (dgelu, act.derivative(1))):
-        for mu, s in ((0.3, 1.2), (-2.0, 0.4), (1.5, 2.5), (0.0, 0.0)):
-            want = integrate.quad(lambda u: f_np(mu + s * u) * norm.pdf(u), -40, 40, epsabs=1e-14)[0]
-            np.testing.assert_allclose(float(SMOOTHED[f](jnp.asarray(mu), jnp.asarray(s))), want, rtol=1e-12, atol=1e-15)
+def _gelu_smoothed(mu, s):
+    """E[gelu(mu + s u)], u ~ N(0, 1): mu Phi(mu/q) + (s^2/q) phi(mu/q), q = sqrt(1 + s^2)."""
+    q = math.sqrt(1 + s * s)
+    return mu * norm.cdf(mu / q) + s * s / q * norm.pdf(mu / q)
 
 
-@pytest.mark.parametrize("k", [3, 4])
-def test_gelu_expectations_with_a_smoothed_variable_equal_the_tensor_rule(k):
-    """The rule integrating one gelu/gelu' variable exactly against the full tensor rule (the same
-    functions wrapped, so that no closed form is known), at variances where both are converged."""
+def _gelu_prime_smoothed(mu, s):
+    """E[gelu'(mu + s u)] = Phi(mu/q) + (mu/q^3) phi(mu/q), q = sqrt(1 + s^2)."""
+    q = math.sqrt(1 + s * s)
+    return norm.cdf(mu / q) + mu / q**3 * norm.pdf(mu / q)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.05, 0.4, 2.5])
+def test_smoothing_tables_against_closed_forms(scale):
+    """The tabulated last variable of the 3- and 4-variable rules, h_q(mu) = E[u^q f(mu + s u)], against
+    the closed-form Gaussian smoothings of gelu and gelu' (q = 0) and Stein's E[u f(mu + s u)] =
+    s E[f'(mu + s u)] (q = 1), at points between the table's: s = 0 tabulates f itself (the sharpest)."""
     from ntkit.activations import get_activation
+    from ntkit.gaussian import _smoothing_tables, _table_size
 
     act = get_activation("gelu")
-    s, d = act.fn, act.derivative(1)
-    cov = _psd(4, np.linspace(-0.5, 0.6, 16), 0.2)[:k, :k] * 0.6
-    funcs = (product(s, s), s, d) if k == 3 else (s, d, s, d)
-    wrapped = tuple(product(lambda z: s(z), lambda z: s(z)) if f == product(s, s) else (lambda z, f=f: f(z)) for f in funcs)
-    np.testing.assert_allclose(expectation(funcs, cov), expectation(wrapped, cov, nodes={3: 64, 4: 40}[k]), rtol=1e-11)
+    gelu, dgelu = act.fn, act.derivative(1)
+    chol = np.array([[[1.0, 0.0, 0.0], [0.3, 0.9, 0.0], [0.7, -0.4, scale]]])
+    radius = 9.0 * (0.7 + 0.4)
+    mu = np.random.default_rng(0).uniform(-radius, radius, 500)
+    tables = _smoothing_tables((gelu, dgelu), jnp.asarray(mu[None]), jnp.asarray([radius]), jnp.asarray([scale]), 1, _table_size(chol))
+    want_gelu = [_gelu_smoothed(m, scale) for m in mu]
+    want_dgelu = [_gelu_prime_smoothed(m, scale) for m in mu]
+    np.testing.assert_allclose(tables[gelu, 0][0], want_gelu, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tables[dgelu, 0][0], want_dgelu, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tables[gelu, 1][0], scale * np.array(want_dgelu), rtol=1e-12, atol=1e-13)
 
 
 def _gelu_family(k):
@@ -539,7 +567,7 @@ def _gelu_family(k):
 
     act = get_activation("gelu")
     s, d = act.fn, act.derivative(1)
-    if k == 3:  # products carry no closed-form smoothing: the smoothed variable moves, so several rules at once
+    if k == 3:  # products of sigma and sigma' on a sample, in every slot
         return [(product(s, s), s, d), (s, product(s, d), s), (d, d, product(s, s)), (product(s, s), product(d, d), product(s, d))]
     return [tuple(s if i in pair else d for i in range(4)) for pair in itertools.combinations(range(4), 2)] + [(s,) * 4, (d,) * 4]
 

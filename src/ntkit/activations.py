@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erf as _erf
-from jax.scipy.special import ndtr
 
 from . import trig
 
@@ -234,23 +233,6 @@ def _gelu(z):
 
 def _gelu_prime(z):
     return 0.5 * (1.0 + _erf(z / math.sqrt(2.0))) + z * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-
-
-def _gelu_smoothed(mu, s):
-    """E[gelu(mu + s u)], u ~ N(0, 1): mu Phi(mu/q) + (s^2/q) phi(mu/q), q = sqrt(1 + s^2)."""
-    q = jnp.sqrt(1.0 + s * s)
-    return mu * ndtr(mu / q) + s * s / q * jnp.exp(-0.5 * (mu / q) ** 2) / math.sqrt(2 * math.pi)
-
-
-def _gelu_prime_smoothed(mu, s):
-    """E[gelu'(mu + s u)] = Phi(mu/q) + (mu/q^3) phi(mu/q), q = sqrt(1 + s^2)."""
-    q = jnp.sqrt(1.0 + s * s)
-    return ndtr(mu / q) + mu / q**3 * jnp.exp(-0.5 * (mu / q) ** 2) / math.sqrt(2 * math.pi)
-
-
-# Gaussian smoothings h(mu, s) = E[f(mu + s u)] in closed form, by function: ``ntkit.gaussian``
-# integrates such a factor's variable analytically.
-SMOOTHED = {_gelu: _gelu_smoothed, _gelu_prime: _gelu_prime_smoothed}
 
 
 def _gelu_tanh(z):
