@@ -40,8 +40,9 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
   Measured relative errors: 1-D < 1e-14 and 2-D < 1e-11 for tanh and sigmoid up to K = 1000
   (Gauss–Hermite had 4e-4 and 2e-2 at K = 100). Against the closed forms of <erf erf erf'> and
   <erf erf erf' erf'> (``tests/test_gaussian.py``; variances K times 0.8..1.3, correlations up to
-  0.99): 3-D <= 6e-14 up to K = 30 and 2e-12 at K = 100; 4-D <= 5e-14 at K <= 1, 2e-13 at
-  K = 3, 1e-12 at K = 10 with correlations <= 0.9 and 1.5e-10 at 0.99, 1e-8 at K = 30. Before
+  0.99): 3-D <= 6e-14 up to K = 30 and 4e-12 at K = 100; 4-D <= 5e-14 at K <= 1, 2e-13 at
+  K = 3, 1e-12 at K = 10 with correlations <= 0.9 and 1.5e-10 at 0.99, 1e-8 at K = 30 and 100.
+  Far out the outer rule limits: K = 1e3 (1e4) 3-D 2e-8 (4e-6), 4-D 3e-6 (8e-5). Before
   (graded 3-D rule of 64 nodes, tensor Gauss–Hermite of 28 nodes in 4-D) these were 2.5e-11 ..
   4e-8 (3-D, K <= 10) and 1e-4 at K = 1, rho = 0.9, up to 8e-1 at K = 10 (4-D). Entire integrands
   (cosine products, k = 3, 4) and fourth derivatives (4-D, also at correlation 0.99) are exact to
@@ -94,7 +95,8 @@ __all__ = ["PiecewiseMonomial", "product", "expectation", "expectations", "piece
 SMOOTH_NODES = {1: 256, 2: 128, 3: 128, 4: 96}  # graded Gauss–Legendre nodes per dimension (3, 4: of the outer k - 1)
 _TABLE_NODES = 128  # graded nodes of the 1-D integrals that fill a smoothing table
 _TABLE_SPACING = 0.05  # smoothing tables: at most this spacing in z, times sqrt(1 + s^2)
-_TABLE_DEGREE = 9  # smoothing tables: degree of the local Lagrange interpolation
+_TABLE_DEGREE = 9  # smoothing tables: degree of the local interpolating polynomial
+_TABLE_MAX_SIZE = 1 << 16  # smoothing tables: at most this many points (x 128 nodes x 8 bytes = 64 MiB per array)
 SPLIT_NODES = 32  # Gauss–Legendre nodes on each angular arc of the 2-D piecewise rule
 PIECE_NODES = 12  # Gauss–Legendre nodes on each of the 6 pieces of an outer variable of the 1-, 3-, 4-D piecewise rule
 MEHLER_MIN_BLOCKS = 1  # 2-D blocks of smooth integrands use Mehler's expansion (more accurate than 2-D quadrature)
@@ -436,11 +438,12 @@ def _centred_lagrange_basis(degree: int) -> np.ndarray:
 
 def _table_size(chol) -> int:
     """Points per smoothing table for the blocks ``chol`` (batch, k, k): spacing <= _TABLE_SPACING sqrt(1 + s^2)
-    (h_q is f blurred over s) across [-radius, radius]; a power of 2 so that few shapes are compiled."""
+    (h_q is f blurred over s) across [-radius, radius]; a power of 2 so that few shapes are compiled, at most
+    _TABLE_MAX_SIZE (reached at variances ~1e4 of strongly correlated samples; beyond, the spacing grows)."""
     k = chol.shape[-1]
     radius = _TRUNCATION * np.sum(np.abs(chol[:, k - 1, : k - 1]), -1)
     needed = np.max(2 * radius / (_TABLE_SPACING * np.sqrt(1 + chol[:, k - 1, k - 1] ** 2)), initial=0.0)
-    return max(64, 1 << int(math.ceil(math.log2(needed + _TABLE_DEGREE + 2))))
+    return min(_TABLE_MAX_SIZE, max(64, 1 << int(math.ceil(math.log2(needed + _TABLE_DEGREE + 2)))))
 
 
 def _truncated_moments(tau, rmax):
