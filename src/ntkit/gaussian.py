@@ -289,7 +289,7 @@ def _graded_split(c, n: int):
 
 
 def _clipped_crossing(shift, scale):
-    """Where shift + scale u crosses 0, clipped to +-max(2, 2 scale) (the split point of :func:`_graded_nodes`)."""
+    """Where shift + scale u crosses 0, clipped to +-max(2, 2 scale) (the split point of :func:`_graded_levels`)."""
     crossing = jnp.where(scale > 0, -shift / jnp.where(scale > 0, scale, 1.0), 0.0)
     bound = jnp.clip(2.0 * scale, 2.0, _TRUNCATION)
     return jnp.clip(crossing, -bound, bound)
