@@ -32,7 +32,7 @@ Two quadrature rules, both in whitened coordinates z = L u with L the lower Chol
   128, 96 for k = 1..4). The integrand varies on the scale 1/sqrt(K) in whitened coordinates, and
   saturating activations (tanh, sigmoid, silu, softplus, erf) turn over within that distance of
   0, with poles ~1/sqrt(K) from the real axis. Nested Gauss–Legendre on the two sides of the
-  point where each variable crosses 0, graded toward it (:func:`_graded_levels`), summed level
+  point where each variable crosses 0, graded toward it (:func:`_graded_level`), summed level
   by level so that f_j is evaluated on the nodes of its level only. For k = 3, 4 the last
   variable is not put on nodes: its factor contributes h_q(mu) = E[u^q f_k(mu + s u)], one
   function of mu = sum_(j<k) L_kj u_j per block (s = L_kk), tabulated by the 1-D rule and
@@ -289,16 +289,29 @@ def _graded_split(c, n: int):
 
 
 def _clipped_crossing(shift, scale):
-    """Where shift + scale u crosses 0, clipped to +-max(2, 2 scale) (the split point of :func:`_graded_levels`)."""
+    """Where shift + scale u crosses 0, clipped to +-max(2, 2 scale) (the split point of :func:`_graded_level`)."""
     crossing = jnp.where(scale > 0, -shift / jnp.where(scale > 0, scale, 1.0), 0.0)
     bound = jnp.clip(2.0 * scale, 2.0, _TRUNCATION)
     return jnp.clip(crossing, -bound, bound)
 
 
-def _graded_levels(chol, n: int, levels: int):
-    """Nested Gauss–Legendre nodes of the first ``levels`` whitened variables for z = chol u, graded toward
-    the point where each z_j crosses 0: per level j, nodes u_j and conditional weights w_j (batch, n, ..., n)
-    with j + 1 axes of n (the nodes of level j depend on those of the levels before).
+def _nested_levels(chol, levels: int, split):
+    """Nested nodes of the first ``levels`` whitened variables for z = chol u: per level j, nodes u_j and
+    conditional weights w_j (batch, N, ..., N) with j + 1 axes, from ``split(shift, scale)`` at
+    z_j = shift + scale u_j (shift = sum_(i<j) L_ji u_i on the nodes of the levels before)."""
+    batch = chol.shape[0]
+    nodes, weights = [], []
+    for j in range(levels):
+        shift = _shift(chol, j, nodes) if j else jnp.zeros((batch,))
+        u, w = split(shift, chol[:, j, j].reshape((batch,) + (1,) * j))
+        nodes.append(u)
+        weights.append(w)
+    return nodes, weights
+
+
+def _graded_level(shift, scale, n: int):
+    """Gauss–Legendre nodes and weights (..., n) for u_j where z_j = shift + scale u_j, graded toward the
+    point where z_j crosses 0 (for smooth integrands; :func:`_nested_levels`).
 
     Saturating activations (tanh, sigmoid, softplus, silu) at a large variance v are nearly kinked
     at z = 0: in whitened coordinates they turn over within 1/sqrt(v), where Gauss–Hermite has too
@@ -314,14 +327,25 @@ def _graded_levels(chol, n: int, levels: int):
     far point would leave the Gaussian bulk to a few nodes (3-D tanh tanh tanh' at K = 1,
     rho = 0.99, second derivatives: 2e-4 with the split at c_j, 2e-11 to 8e-10 clipped).
     """
-    batch = chol.shape[0]
-    first, first_w = _graded_split(jnp.zeros(()), n)
-    nodes, weights = [jnp.broadcast_to(first, (batch, n))], [jnp.broadcast_to(first_w, (batch, n))]
-    for j in range(1, levels):
-        u, w = _graded_split(_clipped_crossing(_shift(chol, j, nodes), chol[:, j, j].reshape((batch,) + (1,) * j)), n)
+    return _graded_split(_clipped_crossing(shift, scale), n)
+
+
+def _piece_level(shift, scale, n: int):
+    """Gauss–Legendre nodes (n per piece) and weights (..., _PIECES n) for u_j where z_j = shift + scale u_j,
+    on the pieces of [-U, U] cut at the kink t (z_j = 0) and at _CUTS, so that no piece is longer than
+    4.5 wherever t falls (for piecewise monomials; :func:`_nested_levels`)."""
+    x, wx = leggauss(n)
+    x, wx = x.reshape((1,) * shift.ndim + (-1,)), wx.reshape((1,) * shift.ndim + (-1,))
+    positive = scale > 0
+    t = jnp.clip(jnp.where(positive, -shift / jnp.where(positive, scale, 1.0), _TRUNCATION), -_TRUNCATION, _TRUNCATION)
+    cuts = jnp.sort(jnp.stack([jnp.full_like(t, c) for c in (-_TRUNCATION,) + _CUTS + (_TRUNCATION,)] + [t], -1), -1)
+    nodes, weights = [], []
+    for i in range(_PIECES):
+        mid, half = 0.5 * (cuts[..., i + 1 : i + 2] + cuts[..., i : i + 1]), 0.5 * (cuts[..., i + 1 : i + 2] - cuts[..., i : i + 1])
+        u = mid + half * x
         nodes.append(u)
-        weights.append(w)
-    return nodes, weights
+        weights.append(half * wx * jnp.exp(-0.5 * u * u) / math.sqrt(2 * math.pi))
+    return jnp.concatenate(nodes, -1), jnp.concatenate(weights, -1)
 
 
 def _shift(chol, j: int, nodes: list):
@@ -332,31 +356,40 @@ def _shift(chol, j: int, nodes: list):
 
 
 @functools.lru_cache(maxsize=None)
-def _nested_kernel(family: tuple, k: int, n: int, order: int, table_size: int = 0):
-    """Raw whitened moments <u^c F> of smooth integrands on the graded nodes of :func:`_graded_levels`,
-    summed level by level from the innermost: with F = f_1 ... f_k and per-variable powers c,
+def _nested_kernel(family: tuple, k: int, n: int, order: int, last: str, table_size: int = 0):
+    """Raw whitened moments <u^c F> on nested nodes (:func:`_nested_levels`), summed level by level
+    from the innermost: with F = f_1 ... f_k and per-variable powers c,
 
         <u^c F> = sum_i1 w_1 u_1^c1 f_1 sum_i2 w_2 u_2^c2 f_2 ... ,
 
-    so f_j is evaluated on the n^j nodes of its level only. With ``table_size`` > 0 the last
-    variable is integrated in closed form instead: its factor contributes h_q(mu) =
-    E[u^q f_k(mu + s u)], mu = sum_(j<k) L_kj u_j, s = L_kk, one function of mu per block,
-    tabulated by :func:`_smoothing_tables` (k - 1 variables on nodes instead of k).
+    so f_j is evaluated on the nodes of its level only and tuples sharing their last functions
+    share those partial sums. ``last``: "nodes" (smooth, every variable on graded nodes), or the
+    last variable integrated in closed form, its factor contributing h_q(mu) = E[u^q f_k(mu + s u)],
+    mu = sum_(j<k) L_kj u_j, s = L_kk: "table" (smooth, the other variables on graded nodes; h_q
+    tabulated per block by :func:`_smoothing_tables` with ``table_size`` points) or "moments"
+    (piecewise monomials on the cut pieces of :func:`_piece_level`; h_q by truncated-normal moments).
     """
-    levels = k - 1 if table_size else k
+    levels = k if last == "nodes" else k - 1
+    per_level = _PIECES * n if last == "moments" else n
+    level = functools.partial(_piece_level if last == "moments" else _graded_level, n=n)
     counts = {r: [tuple(idx.count(i) for i in range(k)) for idx in itertools.product(range(k), repeat=r)] for r in (0, 1, 2, 4) if r <= order}
 
     @jax.jit
     def run(chol):
         batch = chol.shape[0]
-        nodes, weights = _graded_levels(chol, n, levels)
+        nodes, weights = _nested_levels(chol, levels, level)
         values, partials, closed = {}, {}, {}
-        if table_size:
-            mu = _shift(chol, k - 1, nodes)
-            radius = _TRUNCATION * jnp.sum(jnp.abs(chol[:, k - 1, : k - 1]), -1)  # |mu| <= radius on the nodes
-            last = tuple(dict.fromkeys(funcs[k - 1] for funcs in family))
-            tables = _smoothing_tables(last, mu.reshape(batch, -1), radius, chol[:, k - 1, k - 1], order, table_size)
-            closed = {key: value.reshape(mu.shape) for key, value in tables.items()}
+        if last != "nodes":
+            mu = _shift(chol, k - 1, nodes) if levels else jnp.zeros((batch,))
+            funcs_last = tuple(dict.fromkeys(funcs[k - 1] for funcs in family))
+            scale = chol[:, k - 1, k - 1]
+            if last == "table":
+                radius = _TRUNCATION * jnp.sum(jnp.abs(chol[:, k - 1, : k - 1]), -1)  # |mu| <= radius on the nodes
+                tables = _smoothing_tables(funcs_last, mu.reshape(batch, -1), radius, scale, order, table_size)
+                closed = {key: value.reshape(mu.shape) for key, value in tables.items()}
+            else:
+                scale = scale.reshape((batch,) + (1,) * (mu.ndim - 1))
+                closed = {(f, q): m for f in funcs_last for q, m in enumerate(_innermost_moments(f, mu, scale, order))}
 
         def factor(j, f):  # f_j on the nodes of level j
             if (j, f) not in values:
@@ -364,7 +397,7 @@ def _nested_kernel(family: tuple, k: int, n: int, order: int, table_size: int = 
                 values[j, f] = f(z + _shift(chol, j, nodes)[..., None] if j else z)
             return values[j, f]
 
-        def partial(j, funcs, powers):  # the sum over levels j.. of the suffix funcs, powers: (batch, n, ..., n), j axes of n
+        def partial(j, funcs, powers):  # the sum over levels j.. of the suffix funcs, powers: (batch, N, ..., N), j axes of N
             if j == levels:
                 return closed[funcs[0], powers[0]] if funcs else 1.0
             key = (j, funcs, powers)
@@ -380,7 +413,7 @@ def _nested_kernel(family: tuple, k: int, n: int, order: int, table_size: int = 
                 out.append(moments.reshape((batch,) + (k,) * r) if r else moments[:, 0])
         return out
 
-    return run, n**levels + table_size * _TABLE_NODES
+    return run, per_level**levels + table_size * _TABLE_NODES
 
 
 def _smoothing_tables(funcs: tuple, mu, radius, scale, order: int, size: int) -> dict:
@@ -481,50 +514,6 @@ def _innermost_moments(f: PiecewiseMonomial, shift, scale, qmax):
 
 
 @functools.lru_cache(maxsize=None)
-def _split_kernel(family: tuple, k: int, n: int, order: int):
-    x, wx = (jnp.asarray(a) for a in leggauss(n))
-    upper_limit = _TRUNCATION
-
-    def outer_level(shift, scale):
-        """Nodes and weights on the pieces of [-U, U] cut at the kink t of the factor (z = shift + scale u = 0)
-        and at _CUTS: no piece is longer than 4.5 wherever t falls."""
-        positive = scale > 0
-        t = jnp.where(positive, -shift / jnp.where(positive, scale, 1.0), upper_limit)
-        t = jnp.clip(t, -upper_limit, upper_limit)
-        ends = [jnp.full_like(t, c) for c in (-upper_limit,) + _CUTS + (upper_limit,)]
-        cuts = jnp.sort(jnp.stack(ends + [t], -1), -1)
-        pieces = []
-        for i in range(_PIECES):
-            a, b = cuts[..., i : i + 1], cuts[..., i + 1 : i + 2]
-            mid, half = 0.5 * (a + b), 0.5 * (b - a)
-            nodes = mid + half * x[None, None, :]
-            pieces.append((nodes, half * wx[None, None, :] * jnp.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)))
-        return jnp.concatenate([p[0] for p in pieces], -1), jnp.concatenate([p[1] for p in pieces], -1)
-
-    @jax.jit
-    def run(chol):
-        batch = chol.shape[0]
-        u = jnp.zeros((batch, 1, 0))
-        weight = jnp.ones((batch, 1))
-        outer = dict.fromkeys(family, jnp.ones((batch, 1)))  # the product of each tuple's outer factors
-        for s in range(k - 1):
-            shift = jnp.einsum("bmt,bt->bm", u, chol[:, s, :s])
-            scale = chol[:, s, s][:, None]
-            nodes, w = outer_level(shift, jnp.broadcast_to(scale, shift.shape))
-            z_s = shift[..., None] + scale[..., None] * nodes
-            level = {f: f(z_s) for f in dict.fromkeys(funcs[s] for funcs in family)}
-            outer = {funcs: (outer[funcs][..., None] * level[funcs[s]]).reshape(batch, -1) for funcs in family}
-            weight = (weight[..., None] * w).reshape(batch, -1)
-            u = jnp.concatenate([jnp.repeat(u, _PIECES * n, axis=1), nodes.reshape(batch, -1, 1)], axis=-1)
-        shift = jnp.einsum("bmt,bt->bm", u, chol[:, k - 1, : k - 1])
-        scale = jnp.broadcast_to(chol[:, k - 1, k - 1][:, None], shift.shape)
-        inner = {f: _innermost_moments(f, shift, scale, order) for f in dict.fromkeys(funcs[k - 1] for funcs in family)}
-        return [m for funcs in family for m in _moments_with_closed_inner(weight * outer[funcs], u, inner[funcs[k - 1]], k, order)]
-
-    return run, (_PIECES * n) ** (k - 1)
-
-
-@functools.lru_cache(maxsize=None)
 def _polar_kernel(family: tuple, n: int, order: int):
     """k = 2 piecewise monomials: exact radial chi moments, Gauss–Legendre on the angular arcs.
 
@@ -561,26 +550,6 @@ def _polar_kernel(family: tuple, n: int, order: int):
 
 def _degree(funcs: tuple) -> int:
     return sum(f.power for f in funcs)
-
-
-def _moments_with_closed_inner(wg, u_outer, inner, k, order):
-    """Raw moments when the last whitened variable was integrated in closed form (moments ``inner``)."""
-    last = k - 1
-
-    def moment(indices):
-        q = sum(1 for i in indices if i == last)
-        integrand = wg * inner[q]
-        for i in indices:
-            if i != last:
-                integrand = integrand * u_outer[..., i]
-        return jnp.sum(integrand, axis=-1)
-
-    out = [moment(())]
-    for r in (1, 2, 4):
-        if order >= r:
-            entries = [moment(idx) for idx in itertools.product(range(k), repeat=r)]
-            out.append(jnp.stack(entries, axis=-1).reshape((wg.shape[0],) + (k,) * r))
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -699,9 +668,11 @@ def _quadrature(family: tuple, flat: np.ndarray, order: int, nodes: int | None, 
     if rule == "polar":
         run, per_cov = _polar_kernel(family, nodes or SPLIT_NODES, order)
     elif rule == "split":
-        run, per_cov = _split_kernel(family, k, nodes or PIECE_NODES, order)
+        run, per_cov = _nested_kernel(family, k, nodes or PIECE_NODES, order, "moments")
+    elif k <= 2:
+        run, per_cov = _nested_kernel(family, k, nodes or SMOOTH_NODES[k], order, "nodes")
     else:
-        run, per_cov = _nested_kernel(family, k, nodes or SMOOTH_NODES[k], order, _table_size(chol) if k >= 3 else 0)
+        run, per_cov = _nested_kernel(family, k, nodes or SMOOTH_NODES[k], order, "table", _table_size(chol))
     moments = _run_chunked(run, chol, per_cov * len(family))
     count = len(moments) // len(family)  # moments per tuple
     if order == 0:
