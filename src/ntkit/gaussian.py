@@ -438,8 +438,8 @@ def _smoothing_tables(funcs: tuple, mu, radius, scale, order: int, size: int) ->
 
     # the interpolating polynomial of each window of _TABLE_DEGREE + 1 consecutive points, in powers of
     # the offset y from the window's centre, evaluated by Horner's rule (|y| <= 1/2). Every power is
-    # its own flat table read by one gather per point (Lagrange weights applied to a gathered slab of
-    # values per point measured 3x slower: XLA copies each slice of the slab)
+    # its own flat table read by one gather per point (Lagrange weights applied to one gathered slab of
+    # 10 values per point: 72 against 45 ms per 4-D block of 96^3 nodes, XLA copying each slice)
     stencil = _TABLE_DEGREE + 1
     starts = size - _TABLE_DEGREE
     windows = jnp.stack([tables[:, j : starts + j] for j in range(stencil)], -1)  # (batch, starts, tables, stencil)
