@@ -228,3 +228,28 @@ def test_pair_functions_derivatives_are_stein_forms(name):
     np.testing.assert_allclose(2 * jax.grad(G, argnums=0)(*args), expectation((d2, act.fn), cov, nodes=160), rtol=1e-11)
     np.testing.assert_allclose(P(*args), expectation((d1, d1), cov, nodes=160), rtol=1e-11)
     np.testing.assert_allclose(jax.grad(P, argnums=2)(*args), expectation((d2, d2), cov, nodes=160), rtol=1e-10)
+
+
+def test_gelu_pair_derivatives_equal_autodiff_and_price_forms():
+    """The closed-form derivatives of <gelu gelu> and <gelu' gelu'> against autodiff of the closed
+    forms on random covariances (also rho = +-1 and a zero variance), and the mixed fourth-order
+    ones against 2-D quadrature of the derivative products (Price's theorem: 4 d2P/dkaa2 = <gelu^(5) gelu'>,
+    2 d2P/dkaa dkab = <gelu^(4) gelu''>, d2P/dkab2 = <gelu''' gelu'''>)."""
+    from ntkit.gaussian import expectation
+    from ntkit.theory.pair_tables import _autodiff_derivatives
+
+    act = get_activation("gelu")
+    rng = np.random.default_rng(7)
+    kaa, kbb = rng.uniform(0.0, 6.0, 300), rng.uniform(0.0, 6.0, 300)
+    rho = rng.uniform(-1.0, 1.0, 300)
+    rho[:3], kaa[3] = [1.0, -1.0, 0.0], 0.0
+    args = tuple(jnp.asarray(v) for v in (kaa, kbb, rho * np.sqrt(kaa * kbb)))
+    hand, auto = act.pair_derivatives()(*args), _autodiff_derivatives(*act.pair_functions())(*args)
+    assert set(hand) == set(auto)
+    for name in hand:
+        np.testing.assert_allclose(hand[name], auto[name], rtol=1e-11, atol=1e-14 * np.abs(auto[name]).max(), err_msg=name)
+    cov = np.array([[1.3, 0.6], [0.6, 0.9]])
+    d = act.pair_derivatives()(*(jnp.asarray(v) for v in (cov[0, 0], cov[1, 1], cov[0, 1])))
+    s = [act.derivative(k) for k in range(6)]
+    for value, (f, g) in ((4 * d["p_aa"], (s[5], s[1])), (2 * d["p_ac"], (s[4], s[2])), (d["p_cc"], (s[3], s[3])), (4 * d["g_bb"], (s[0], s[4]))):
+        np.testing.assert_allclose(value, expectation((f, g), cov, nodes=160), rtol=1e-10)

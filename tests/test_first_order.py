@@ -323,7 +323,7 @@ def test_pair_tables_equal_layer_tables_on_every_pair(activation):
     the block-by-block quadrature/Mehler tables of ``layer_tables`` on each 2 x 2 block."""
     from ntkit.activations import get_activation, leaky_relu
     from ntkit.theory.layer_tables import layer_tables
-    from ntkit.theory.pair_tables import PairTables
+    from ntkit.theory.pair_tables import PairTables, Tile
 
     act = leaky_relu(0.2) if activation == "leaky_relu" else get_activation(activation)
     x = np.random.default_rng(3).normal(size=(5, 4))
@@ -337,10 +337,10 @@ def test_pair_tables_equal_layer_tables_on_every_pair(activation):
     rtol = 1e-9 if activation == "tanh" else 1e-10
     source = PairTables(act, K)
     assert not source.generic  # the fast path is the one under test
-    got = source.tables(ia, ib)
+    got = source.tables(Tile(0, 0, 5, 5))  # every pair (a, b), the wanted ones a < b flattened at positions 5 a + b
     want = layer_tables(act, blocks, nodes=None)
     for name in ("S", "P", "M", "N", "A2", "A4", "B2", "B4", "C"):
-        g, w = getattr(got, name), getattr(want, name)
+        g, w = getattr(got, name)[..., 5 * ia + ib], getattr(want, name)
         np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-12 * np.abs(w).max(), err_msg=name)
     assert got.Q is None
 
@@ -368,13 +368,16 @@ def test_relu_mean_path_with_a_zero_input_and_a_collinear_pair_equals_the_full_t
     assert np.abs(mean["theta1"].sel(layer=3).values).max() > 1e-3  # not vacuous
 
 
-def test_mean_path_does_not_depend_on_chunking(monkeypatch):
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_mean_path_does_not_depend_on_tiling(monkeypatch, activation):
+    """One tile holding all pairs against 2 x 3 tiles, the last row and column of tiles moved back
+    to overlap their neighbours (7 inputs)."""
     from ntkit.theory import first_order
 
-    mlp = ntkit.MLP(depth=4, activation="gelu", c_b=GELU.c_b, c_w=GELU.c_w)
+    mlp = ntkit.MLP(depth=4, activation=activation, c_b=GELU.c_b, c_w=GELU.c_w)
     x = np.random.default_rng(1).normal(size=(7, 3))
     whole = finite_width(mlp, x, tensors="mean")
-    monkeypatch.setattr(first_order, "MEAN_CHUNK", 4)
+    monkeypatch.setattr(first_order, "MEAN_TILE", (2, 3))
     chunked = finite_width(mlp, x, tensors="mean")
     for name in ("K1", "theta1"):
         np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)

@@ -21,7 +21,7 @@ from scipy import integrate
 from scipy.special import erf as np_erf
 from scipy.stats import multivariate_normal, norm
 
-from ntkit.gaussian import PiecewiseMonomial, expectation, expectations, piecewise_pair, product, safe_cholesky
+from ntkit.gaussian import PiecewiseMonomial, expectation, expectations, one_variable_expectations, piecewise_pair, product, safe_cholesky
 
 RELU = PiecewiseMonomial(1, 1.0, 0.0)
 STEP = PiecewiseMonomial(0, 1.0, 0.0)
@@ -190,6 +190,33 @@ def test_stein_fourth_order_one_dimension(variance):
     direct = quad_1d(lambda z: poly(np.tanh(z)), variance)
     stein = expectation((lambda z: jnp.tanh(z) ** 2,), [[variance]], derivative_order=4)[0, 0, 0, 0]
     np.testing.assert_allclose(stein, direct, rtol=2e-9, atol=1e-12)  # measured 6e-10 at K = 2.5 (tanh's poles)
+
+
+def test_one_variable_expectations_against_closed_forms():
+    """<f^(r)(z)>, z ~ N(0, v): cos^(r) gives (-1)^(r/2) e^(-v/2) for even r, sin' gives e^(-v/2);
+    relu^2 = z^2 (z > 0) gives v/2 and (relu^2)'' = 2 step(z) gives 1; at v = 0 the values are
+    f(0) and derivatives vanish (along the range: none), as in ``expectation(..., singular="range")``."""
+    v = np.array([0.0, 0.3, 1.0, 4.0, 25.0])
+    cos, sin = (lambda z: jnp.cos(z)), (lambda z: jnp.sin(z))
+    values = one_variable_expectations([(cos, 0), (cos, 2), (cos, 4), (sin, 1), (sin, 0)], v)
+    decay = np.exp(-v / 2)
+    for got, want in zip(values, [decay, -decay, decay, decay, 0 * v]):
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose([got[0] for got in values], [1.0, 0.0, 0.0, 0.0, 0.0], rtol=1e-15, atol=0.0)
+    square = PiecewiseMonomial(2, 1.0, 0.0)
+    plain, second = one_variable_expectations([(square, 0), (square, 2)], v)
+    np.testing.assert_allclose(plain, v / 2, rtol=1e-14)
+    np.testing.assert_allclose(second, np.where(v > 0, 1.0, 0.0), rtol=1e-14)
+    tanh2 = lambda z: jnp.tanh(z) ** 2  # noqa: E731
+    for r, got in zip((1, 2, 4), one_variable_expectations([(tanh2, 1), (tanh2, 2), (tanh2, 4)], v)):
+        want = expectation((tanh2,), v[:, None, None], r, singular="range").reshape(v.size, -1)[:, 0]
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="negative variance"):
+        one_variable_expectations([(cos, 0)], [-1.0])
+    with pytest.raises(ValueError, match="one rule"):
+        one_variable_expectations([(cos, 0), (square, 0)], v)
+    with pytest.raises(ValueError, match="0, 1, 2 or 4"):
+        one_variable_expectations([(cos, 3)], v)
 
 
 def test_stein_forms_with_kinks_need_no_delta_functions():

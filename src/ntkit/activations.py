@@ -106,6 +106,12 @@ class Activation:
             return _gelu_ss, _gelu_dd
         return None
 
+    def pair_derivatives(self):
+        """JAX function (kaa, kbb, kab) -> dict of P and the derivatives of G and P up to second order
+        (``g_a`` = dG/dkaa, ``p_ac`` = d2P/dkaa dkab, ...; see :func:`_gelu_derivatives`) in closed form,
+        or None (then they are taken by autodiff of :meth:`pair_functions`)."""
+        return _gelu_derivatives if self.closed_form == "gelu" else None
+
 
 def _elementwise_derivative(f: Callable) -> Callable:
     def df(z):
@@ -196,6 +202,54 @@ def _gelu_dd(kaa, kbb, kab):
     numerator = kaa * kbb + kab**2 * kappa
     angle = trig.arcsin(kab * (_inv_sqrt(A) * _inv_sqrt(B)))
     return 0.25 + angle / (2 * jnp.pi) + (kab + kab * (2 * kappa * D + numerator) / D) * inv_root / (2 * jnp.pi)
+
+
+def _gelu_derivatives(kaa, kbb, kab):
+    """P = <gelu' gelu'> and the first and second derivatives of G = <gelu gelu> and P with respect
+    to (kaa, kbb, kab) that the Stein forms need (Price's theorem), in closed form.
+
+    With A = 1 + kaa, B = 1 + kbb, c = kab, D = A B - c^2 (notation of :func:`_gelu_ss`), the
+    derivatives of the closed forms of G and P (done symbolically; checked against autodiff of
+    them in tests/test_first_order.py) are rational in (A, B, c) over powers of D:
+
+        dG/dkaa       = [B (A+1)(B-1) - c^2 (2AB - A + 3B)/A + c^4 (A+2)/A^2] / (4 pi D^(3/2))
+        d2G/dkaa2     = [-B^2 (A+3)(B-1) + c^2 B (4AB - A + 15B)/A - 5 c^4 B (A+4)/A^2 + 2 c^6 (A+4)/A^3] / (8 pi D^(5/2))
+        dP/dkaa       = -c [B (A+3)(B+1) - c^2 (2AB + A + 5B)/A + c^4 (A+2)/A^2] / (4 pi D^(5/2))
+        dP/dkab       = [A B (A+1)(B+1) - c^2 (2AB + A + B - 2) + c^4] / (2 pi D^(5/2))
+        d2P/dkaa2     = c [3 B^2 (A+5)(B+1) - c^2 B (8AB + 3A + 35B)/A + 7 c^4 B (A+4)/A^2 - 2 c^6 (A+4)/A^3] / (8 pi D^(7/2))
+        d2P/dkaa dkab = -[A B^2 (A+3)(B+1) - c^2 B (2AB - A + 3B - 12) + c^4 (B-2)] / (4 pi D^(7/2))
+        d2P/dkab2     = c [A B (A+3)(B+3) - c^2 (2AB + 3A + 3B - 6) + c^4] / (2 pi D^(7/2)),
+
+    the same with A and B swapped for the derivatives in kbb. Elementwise: broadcast arrays.
+    """
+    A, B, c = 1.0 + kaa, 1.0 + kbb, kab
+    c2 = c * c
+    D = A * B - c2
+    r = _inv_sqrt(D)
+    r2 = r * r
+    r3 = r * r2
+    r5, r7 = r3 * r2, r3 * r2 * r2
+    q = 1.0 / (2 * jnp.pi)
+
+    def along(A, B):  # the derivatives in the variance of the sample with 1 + variance = A
+        a = 1.0 / A
+        g_a = 0.5 * q * r3 * (B * (A + 1) * (B - 1) - c2 * a * (2 * A * B - A + 3 * B) + c2 * c2 * a * a * (A + 2))
+        g_aa = 0.25 * q * r5 * (-B * B * (A + 3) * (B - 1) + c2 * a * B * (4 * A * B - A + 15 * B)
+                                + c2 * c2 * a * a * (-5 * B * (A + 4) + 2 * c2 * a * (A + 4)))
+        p_a = -0.5 * q * r5 * c * (B * (A + 3) * (B + 1) - c2 * a * (2 * A * B + A + 5 * B) + c2 * c2 * a * a * (A + 2))
+        p_aa = 0.25 * q * r7 * c * (3 * B * B * (A + 5) * (B + 1) - c2 * a * B * (8 * A * B + 3 * A + 35 * B)
+                                    + c2 * c2 * a * a * (7 * B * (A + 4) - 2 * c2 * a * (A + 4)))
+        p_ac = -0.5 * q * r7 * (A * B * B * (A + 3) * (B + 1) - c2 * B * (2 * A * B - A + 3 * B - 12) + c2 * c2 * (B - 2))
+        return g_a, g_aa, p_a, p_aa, p_ac
+
+    g_a, g_aa, p_a, p_aa, p_ac = along(A, B)
+    g_b, g_bb, p_b, p_bb, p_bc = along(B, A)
+    AB = A * B
+    p = 0.25 + trig.arcsin(c * (_inv_sqrt(A) * _inv_sqrt(B))) / (2 * jnp.pi) + q * r3 * c * (AB + A * AB + B * AB - (A + B) * c2) / AB
+    p_c = q * r5 * (AB * (A + 1) * (B + 1) - c2 * (2 * AB + A + B - 2) + c2 * c2)
+    p_cc = q * r7 * c * (AB * (A + 3) * (B + 3) - c2 * (2 * AB + 3 * A + 3 * B - 6) + c2 * c2)
+    return {"p": p, "g_a": g_a, "g_b": g_b, "g_aa": g_aa, "g_bb": g_bb, "p_a": p_a, "p_b": p_b, "p_c": p_c,
+            "p_aa": p_aa, "p_bb": p_bb, "p_ac": p_ac, "p_bc": p_bc, "p_cc": p_cc}
 
 
 def _piecewise_linear(name: str, a_plus: float, a_minus: float) -> Activation:

@@ -90,7 +90,7 @@ from numpy.polynomial.legendre import leggauss
 from . import trig
 from .mehler import mehler_pairs
 
-__all__ = ["PiecewiseMonomial", "product", "expectation", "expectations", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES", "PIECE_NODES"]
+__all__ = ["PiecewiseMonomial", "product", "expectation", "expectations", "one_variable_expectations", "piecewise_pair", "safe_cholesky", "SMOOTH_NODES", "SPLIT_NODES", "PIECE_NODES"]
 
 SMOOTH_NODES = {1: 256, 2: 128, 3: 128, 4: 96}  # graded Gauss–Legendre nodes per dimension (3, 4: of the outer k - 1)
 _TABLE_NODES = 128  # graded nodes of the 1-D integrals that fill a smoothing table
@@ -634,6 +634,40 @@ def expectations(family: Sequence[Sequence[Callable]], cov, derivative_order: in
     for members in by_rule.values():
         results.update(zip(members, _quadrature(tuple(members), flat, derivative_order, nodes, singular)))
     return [results[funcs].reshape(shape) for funcs in family]
+
+
+def one_variable_expectations(requests: Sequence[tuple[Callable, int]], variances) -> list[np.ndarray]:
+    """<f^(r)(z)>, z ~ N(0, v), for every (f, r) of ``requests`` (r in 0, 1, 2, 4) at every variance v >= 0.
+
+    All by one kernel of the 1-D rule of f (all smooth or all piecewise monomials), which
+    evaluates each function once per node and products of the same factors share them. By
+    Gaussian integration by parts <f^(r)(z)> = <He_r(u) f(sqrt(v) u)> / v^(r/2), u ~ N(0, 1), with
+    He_1 = u, He_2 = u^2 - 1, He_4 = u^4 - 6 u^2 + 3; at v = 0 derivatives are taken along the
+    range of the covariance (``singular="range"``), which holds none: they are 0.
+    """
+    variances = np.asarray(variances, dtype=np.float64)
+    flat, _ = _checked_blocks(variances.reshape(-1, 1, 1), 1)
+    if any(r not in (0, 1, 2, 4) for _, r in requests):
+        raise ValueError(f"derivative orders must be 0, 1, 2 or 4, got {[r for _, r in requests]}")
+    family = tuple(dict.fromkeys((f,) for f, _ in requests))
+    rules = {_rule(funcs) for funcs in family}
+    if len(rules) != 1:
+        raise ValueError("one_variable_expectations takes functions of one rule: all smooth or all piecewise monomials")
+    order = max(r for _, r in requests)
+    if rules == {"split"}:
+        run, per_cov = _nested_kernel(family, 1, PIECE_NODES, order, "moments")
+    else:
+        run, per_cov = _nested_kernel(family, 1, SMOOTH_NODES[1], order, "nodes")
+    raw = _run_chunked(run, safe_cholesky(flat), per_cov * len(family))  # <u^r F> for r in (0, 1, 2, 4) up to order, per function
+    powers = [r for r in (0, 1, 2, 4) if r <= order]
+    positive = flat[:, 0, 0] > 0
+    root = np.sqrt(np.where(positive, flat[:, 0, 0], 1.0))
+    out = []
+    for f, r in requests:
+        u = {q: raw[family.index((f,)) * len(powers) + powers.index(q)].reshape(-1) for q in powers}
+        hermite = {0: u[0], 1: u.get(1), 2: u[2] - u[0] if r >= 2 else None, 4: u[4] - 6 * u[2] + 3 * u[0] if r == 4 else None}[r]
+        out.append(hermite if r == 0 else np.where(positive, hermite / root**r, 0.0))
+    return out
 
 
 def _checked_blocks(cov, k: int) -> tuple[np.ndarray, tuple]:

@@ -11,10 +11,10 @@ with dense einsums over a trailing batch axis (each table entry a contiguous vec
 batch, which XLA's fused loops vectorize). The same step serves
 
 * the full tensors on all m (distinct) inputs: batch 1, P = m;
-* the fast mean path: every pair of inputs as its own 2-sample problem (batch = pairs, P = 2),
-  because the recursions close on any subset of samples; K1 and theta1 need nothing else. There
-  every tensor is an object array (2, ..., 2) of (pairs,) vectors, written out entry by entry
-  with symmetric entries shared (:func:`_pair_step`).
+* the fast mean path: every pair of inputs as its own 2-sample problem (P = 2, the batch a tile
+  of pairs of the Gram matrix), because the recursions close on any subset of samples; K1 and
+  theta1 need nothing else. There every tensor is an object array (2, ..., 2) of arrays over the
+  tile, written out entry by entry with symmetric entries shared (:func:`_pair_step`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from ..network import MLP, hidden_widths, validate_inputs
 from ..results import PAIR_DIMS, QUAD_DIMS, config_of, inputs_variable, with_provenance
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
-from .pair_tables import PairTables, dense, entries, pair_blocks, pair_correlations, pair_layer_tables
+from .pair_tables import PairTables, Tile, correlations, dense, entries, pair_layer_tables
 from .tables import EXACT_COLLINEAR, KINK_ACCURATE, collinear_pairs, gram_collinearity
 
 __all__ = ["NearlyCollinearWarning", "FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
 
 MAX_FULL_SAMPLES = 16  # the full four-sample tensors hold m^4 entries per layer and cost ~m^6
-MEAN_CHUNK = 8192  # pairs advanced together on the mean path: a chunk's tables stay in cache (32768: 25% slower)
+MEAN_TILE = (64, 128)  # rows x columns of the Gram matrix advanced together on the mean path (a tile's tables stay in cache)
 
 
 @jax.tree_util.register_dataclass
@@ -321,11 +321,10 @@ def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list | None) -> dict[str, np.ndarray]:
     """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1).
 
-    All pairs advance together layer by layer, in chunks of equal size (at most ``MEAN_CHUNK``
-    pairs; the last is filled with copies of a pair); the tables of a layer are prepared once for
-    all inputs (:class:`~ntkit.theory.pair_tables.PairTables`). The pairs are visited by increasing
-    first-layer correlation (correlations keep roughly that order with depth), so a chunk's
-    Mehler series are about as short as its largest correlation allows.
+    The pairs a < b advance together layer by layer in tiles of ``MEAN_TILE`` (rows, columns) of
+    the Gram matrix (:func:`_tiles`); the tables of a layer are prepared once for all inputs
+    (:class:`~ntkit.theory.pair_tables.PairTables`), and a tile's Mehler series are as long as its
+    largest correlation needs. The diagonal K1_aa is the sample-a entry of any pair holding a.
     """
     m = full_kernels[0][0].shape[0]
     out = {name: np.zeros((mlp.depth, m, m)) for name in ("K", "theta", "K1", "theta1")}
@@ -336,21 +335,11 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         for l, state in enumerate(states):
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out
-    ia, ib = np.triu_indices(m, 1)
-    if not mlp.activation.scale_invariant:  # Mehler series: sorted by correlation (else row by row, which reads K in order)
-        order = np.argsort(np.abs(pair_correlations(full_kernels[0][0], ia, ib)), kind="stable")
-        ia, ib = ia[order], ib[order]
-    chunk = min(MEAN_CHUNK, 1 << int(np.ceil(np.log2(ia.size))))
-    filled = -(-ia.size // chunk) * chunk
-    ia, ib = (np.pad(i, (0, filled - ia.size), mode="edge") for i in (ia, ib))
-    pairs = slice(0, m * (m - 1) // 2)  # the chunks' real pairs (the rest is filling)
-    upper, lower = ia[pairs] * m + ib[pairs], ib[pairs] * m + ia[pairs]  # flat positions of (a, b) and (b, a)
-    side, pair = np.empty(m, dtype=int), np.empty(m, dtype=int)  # a pair holding each input, and the input's side in it
-    for s, members in enumerate((ia[pairs], ib[pairs])):
-        side[members], pair[members] = s, np.arange(pairs.stop)
-    chunks = filled // chunk
-    zero2, zero4 = jnp.zeros((2, 2, chunk)), jnp.zeros((2,) * 4 + (chunk,))
-    state = [(zero2, zero2, zero4, zero4, zero4)] * chunks  # K1, theta1, V, D, F of each chunk's pairs (on the device)
+    tiles = _tiles(m, *MEAN_TILE)
+    shape = (tiles[0].rows, tiles[0].cols)
+    wanted = [tile.upper() for tile in tiles]
+    zero2, zero4 = jnp.zeros((2, 2) + shape), jnp.zeros((2,) * 4 + shape)
+    state = [(zero2, zero2, zero4, zero4, zero4)] * len(tiles)  # K1, theta1, V, D, F of each tile's pairs (on the device)
     table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
@@ -359,31 +348,48 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         table_length = source.terms or table_length
         h, ratio = _hyper(mlp, layer), float(r[layer - 2])
         if source.generic:
-            for i in range(chunks):
-                c = slice(i * chunk, (i + 1) * chunk)
-                blocks = [pair_blocks(k, ia[c], ib[c]) for k in kernels]
-                old = FirstOrderState(blocks[0], blocks[1], *state[i], None, None)
-                new = _step(old, source.tables(ia[c], ib[c]), h, ratio, blocks[2], blocks[3], fluctuations=False)
-                state[i] = (new.K1, new.theta1, new.V, new.D, new.F)
+            for i, tile in enumerate(tiles):
+                blocks = [tile.dense_block(k).reshape(2, 2, -1) for k in kernels]
+                old = FirstOrderState(blocks[0], blocks[1], *(s.reshape(s.shape[:-2] + (-1,)) for s in state[i]), None, None)
+                new = _step(old, source.tables(tile), h, ratio, blocks[2], blocks[3], fluctuations=False)
+                state[i] = tuple(s.reshape(s.shape[:-1] + shape) for s in (new.K1, new.theta1, new.V, new.D, new.F))
         else:
             theta = jnp.asarray(kernels[1])
-            longest = np.abs(pair_correlations(kernels[0], ia, ib)).reshape(chunks, chunk).max(axis=1) if source.profile is not None else np.ones(chunks)
-            for i in range(chunks):
-                c = slice(i * chunk, (i + 1) * chunk)
-                state[i] = _pair_step(source.structure, source.data, ia[c], ib[c], source.terms_for(float(longest[i])), state[i], h, ratio, theta)
+            rho = np.abs(np.triu(correlations(kernels[0]), 1)) if source.profile is not None else None
+            for i, tile in enumerate(tiles):
+                terms = source.terms_for(float(tile.cross(rho).max())) if rho is not None else 0
+                state[i] = _pair_step(source.structure, source.data, _traced(tile), terms, state[i], h, ratio, theta)
         for name, k in (("K1", 0), ("theta1", 1)):
-            value = np.asarray(jnp.stack([s[k] for s in state]))
-            gram = out[name][layer - 1].reshape(-1)
-            gram[upper] = gram[lower] = value[:, 0, 1].reshape(-1)[pairs]  # exactly symmetric (value[1, 0] differs by round-off)
-            gram[:: m + 1] = value[pair // chunk, side, side, pair % chunk]
+            values = np.asarray(jnp.stack([s[k] for s in state]))  # (tiles, 2, 2, rows, cols)
+            gram, diagonal = out[name][layer - 1], np.empty(m)
+            for tile, upper, value in zip(tiles, wanted, values):
+                rows, cols = slice(tile.r0, tile.r0 + tile.rows), slice(tile.c0, tile.c0 + tile.cols)
+                np.copyto(gram[rows, cols], value[0, 1], where=upper)
+                diagonal[rows] = value[0, 0, :, 0]
+            gram += np.triu(gram, 1).T  # exactly symmetric (value[1, 0] differs by round-off)
+            gram[np.diag_indices(m)] = diagonal
     return out
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _pair_step(structure, data, ia, ib, terms, state, h, ratio, theta):
-    """One mean-path step of a chunk of pairs: their tables and :func:`first_order_step`, compiled together.
+def _tiles(m: int, rows: int, cols: int) -> list[Tile]:
+    """Tiles of at most rows x cols that cover every pair a < b of m inputs: starts on a grid of
+    rows and columns, the last ones moved back inside the matrix (overlapping their neighbours);
+    tiles holding no pair a < b are left out."""
+    rows, cols = min(rows, m), min(cols, m)
+    starts = [(min(r0, m - rows), min(c0, m - cols)) for r0 in range(0, m, rows) for c0 in range(0, m, cols)]
+    return [Tile(r0, c0, rows, cols) for r0, c0 in starts if c0 + cols - 1 > r0]
 
-    The step runs entry by entry on (pairs,) vectors (:func:`~ntkit.theory.pair_tables.entries`),
+
+def _traced(tile: Tile) -> Tile:
+    """``tile`` with traced starts (one compilation of the step for every tile of the same shape)."""
+    return Tile(jnp.asarray(tile.r0, jnp.int32), jnp.asarray(tile.c0, jnp.int32), tile.rows, tile.cols)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _pair_step(structure, data, tile, terms, state, h, ratio, theta):
+    """One mean-path step of a tile of pairs: their tables and :func:`first_order_step`, compiled together.
+
+    The step runs entry by entry on arrays over the tile (:func:`~ntkit.theory.pair_tables.entries`),
     and every symmetric tensor is read and written through its canonical entries
     (:data:`_SYMMETRIES`), so XLA computes each distinct entry once and keeps few intermediate
     tables in memory (3x faster than the dense step on (2, ..., 2, pairs) arrays). The traced
@@ -392,12 +398,12 @@ def _pair_step(structure, data, ia, ib, terms, state, h, ratio, theta):
     """
     h = _Hyper(*(_as_entry(value) for value in (h.c_b, h.c_w, h.lambda_b, h.lambda_w)))
     ratio = _as_entry(ratio)
-    tab = pair_layer_tables(structure, data, ia, ib, terms)
-    K, th = (_symmetric(entries(pair_blocks(k, ia, ib)), _PAIR_SYMMETRY) for k in (data["K"], theta))
+    tab = pair_layer_tables(structure, data, tile, terms)
+    K, th = tile.block(data["K"]), tile.block(theta)
     old = FirstOrderState(K, th, *(_symmetric(entries(s), _SYMMETRIES[i]) for i, s in enumerate(state)), None, None)
     new = first_order_step(old, tab, h, ratio, None, None, fluctuations=False)
-    n = ia.shape[0]
-    return tuple(dense(_symmetric(t, _SYMMETRIES[i]), n) for i, t in enumerate((new.K1, new.theta1, new.V, new.D, new.F)))
+    shape = (tile.rows, tile.cols)
+    return tuple(dense(_symmetric(t, _SYMMETRIES[i]), shape) for i, t in enumerate((new.K1, new.theta1, new.V, new.D, new.F)))
 
 
 _PAIR_SYMMETRY = ((0, 1), (1, 0))

@@ -1,12 +1,16 @@
 """Layer tables of every two-sample sub-problem {a, b} of a Gram matrix at once (the mean path).
 
+The pairs come in tiles (:class:`Tile`): the pairs (a, b) of a block of rows a and columns b of
+the Gram matrix, so that every per-input quantity is a slice of rows or of columns broadcast
+over the tile and a per-pair one a slice of a matrix (no gathers).
+
 The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) are built from
 
 * one-sample integrals on the diagonal, one per input (never one per pair);
 * S and P from the Gram matrices (closed forms or Mehler, :func:`ntkit.theory.tables.two_point`);
 * two-sample integrals <d_a^i d_b^j f(z_a) g(z_b)> by Mehler's series with one table of Hermite
-  coefficients per input (``ntkit.mehler.pair_series``), all series of a chunk of pairs in one
-  compiled sum whose length follows the chunk's largest correlation;
+  coefficients per input (``ntkit.mehler.pair_series``), all series of a tile in one compiled
+  sum whose length follows the tile's largest correlation;
 * for activations with a smooth closed form (erf, gelu) the Stein tables by Price's theorem:
   with G(kaa, kbb, kab) = <sigma_a sigma_b>,
 
@@ -23,17 +27,18 @@ A layer falls back to :func:`ntkit.theory.layer_tables.layer_tables` on the 2 x 
 ``nodes`` is given or when the Mehler series do not converge. Only the tables the mean
 path needs are built: Q is left out.
 
-The tables of a chunk are object arrays (2, ..., 2) of (pairs,) vectors, not dense arrays: an
-entry equal to another by symmetry is the same vector and a structural zero is Python 0.0, so
-the compiled step reads the few distinct vectors directly (XLA materializes a dense table that
-many contractions read, 64 vectors for A4 where 8 are distinct).
+The tables of a tile are object arrays (2, ..., 2) whose entries are arrays over the tile's
+pairs (rows, 1), (1, cols) or (rows, cols), not dense arrays: an entry equal to another by
+symmetry is the same array and a structural zero is Python 0.0, so the compiled step reads the
+few distinct entries directly (XLA materializes a dense table that many contractions read, 64
+entries for A4 where 8 are distinct).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import jax
@@ -42,12 +47,12 @@ import numpy as np
 
 from .. import trig
 from ..activations import Activation
-from ..gaussian import PiecewiseMonomial, expectation, piecewise_pair, product
+from ..gaussian import PiecewiseMonomial, one_variable_expectations, piecewise_pair, product
 from ..mehler import coefficient_tables, pair_series
 from .layer_tables import LayerTables, layer_tables
 from .tables import integrands, two_point
 
-__all__ = ["PairTables", "pair_blocks", "pair_correlations", "pair_layer_tables", "entries", "dense"]
+__all__ = ["PairTables", "Tile", "correlations", "pair_layer_tables", "entries", "dense"]
 
 _TAIL = 1e-14
 
@@ -70,9 +75,7 @@ class PairTables:
         self.generic = nodes is not None
         if self.generic:
             return
-        S, P = two_point(activation, K)
         s2, d2 = product(sigma, sigma), product(dsigma, dsigma)
-        one_d = var[:, None, None]
         m_pairs = [(product(s2, sigma), sigma), (s2, s2), (sigma, product(s2, sigma))]
         n_pairs = {(p, q): (_power(sigma, dsigma, p, q), _power(sigma, dsigma, 2 - p, 2 - q)) for p in range(3) for q in range(3) if (p, q) not in ((0, 0), (2, 2))}
         spec = [(f, g, 0, 0) for f, g in m_pairs] + [(f, g, 0, 0) for f, g in n_pairs.values()]
@@ -80,25 +83,23 @@ class PairTables:
         if with_stein and piecewise:
             stein = _PiecewiseLinearStein(sigma.c_plus, sigma.c_minus)
         elif with_stein and activation.pair_functions() is not None:
-            stein = _closed_stein(*activation.pair_functions())
-        data = {"K": K, "S": S, "P": P, "var": var, "M_diag": expectation((product(s2, s2),), one_d), "N_diag": expectation((product(s2, d2),), one_d)}
+            stein = _closed_stein(activation.pair_derivatives() or _autodiff_derivatives(*activation.pair_functions()))
+        kernel = activation.pair_kernel()  # S and P of a tile in closed form, or from the whole Grams
+        data = {"K": K, "var": var} | ({} if kernel else dict(zip(("S", "P"), two_point(activation, K))))
         if isinstance(stein, _PiecewiseLinearStein):
             data["on_line"] = np.zeros(K.shape, dtype=bool) if on_line is None else on_line
+        # one-sample values: (function, derivative order) -> <d^order f(z_a)> at each variance
+        one_sample = {"M_diag": (product(s2, s2), 0), "N_diag": (product(s2, d2), 0)}
         if with_stein:
-            data |= {
-                "A2": expectation((s2,), one_d, 2, singular="range")[:, 0, 0],
-                "A4": expectation((s2,), one_d, 4, singular="range")[:, 0, 0, 0, 0],
-                "B2": expectation((d2,), one_d, 2, singular="range")[:, 0, 0],
-                "B4": expectation((d2,), one_d, 4, singular="range")[:, 0, 0, 0, 0],
-                "C": expectation((product(sigma, dsigma),), one_d, 1, singular="range")[:, 0],
-            }
+            one_sample |= {"A2": (s2, 2), "A4": (s2, 4), "B2": (d2, 2), "B4": (d2, 4), "C": (product(sigma, dsigma), 1)}
             if stein is None:
                 for f, g, order in ((sigma, sigma, 2), (sigma, sigma, 4), (dsigma, dsigma, 2), (dsigma, dsigma, 4)):
                     spec += [(f, g, i, order - i) for i in range(order, -1, -1)]
                 spec += [(sigma, dsigma, 1, 0), (sigma, dsigma, 0, 1), (dsigma, sigma, 1, 0), (dsigma, sigma, 0, 1)]
+        data |= zip(one_sample, one_variable_expectations(list(one_sample.values()), var))
         if piecewise:  # closed forms, no series
             self.data = {name: jnp.asarray(value) for name, value in data.items()}
-            self.structure, self.profile = _Structure(tuple(spec), with_stein, stein, piecewise=True), None
+            self.structure, self.profile = _Structure(tuple(spec), with_stein, stein, kernel, piecewise=True), None
             return
         found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var, first_terms)
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
@@ -106,18 +107,18 @@ class PairTables:
             return
         coef, self.terms = found
         funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
-        # (terms + top, samples, functions), with zero rows up to 96 * 2^k + top (never read: the
+        # (terms + top, functions, samples), with zero rows up to 96 * 2^k + top (never read: the
         # series stop at self.terms), so that the compiled pair step sees few distinct table shapes
         bucket = 96 << max(0, int(np.ceil(np.log2(self.terms / 96))))
-        length = coef[funcs[0]].shape[1]
-        data["coefs"] = np.zeros((bucket - self.terms + length, len(var), len(funcs)))
+        top = max(i + j for _, _, i, j in spec)
+        data["coefs"] = np.zeros((bucket + top, len(funcs), len(var)))
         for column, h in enumerate(funcs):
-            data["coefs"][:length, :, column] = coef[h].T
+            data["coefs"][: self.terms + top, column] = coef[h][:, : self.terms + top].T
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
-        self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein)
-        top = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
+        self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein, kernel)
+        largest = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
         n = np.arange(self.terms)
-        self.profile = np.max([top[f][n + i] * top[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
+        self.profile = np.max([largest[f][n + i] * largest[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
 
     def terms_for(self, rho_max: float) -> int:
         """Series length for pairs with |rho| <= rho_max: terms rho^n f_n g_n below 1e-14 of the largest.
@@ -132,15 +133,68 @@ class PairTables:
         above = np.nonzero(weighted > _TAIL * self.profile.max())[0]
         return int(min(self.terms, above.max() + 16 if above.size else 16))
 
-    def tables(self, ia: np.ndarray, ib: np.ndarray) -> LayerTables:
-        """Tables of the two-sample problems {ia[z], ib[z]} (P = 2, the batch axis z last)."""
+    def tables(self, tile: "Tile") -> LayerTables:
+        """Tables of the two-sample problems of ``tile`` (P = 2, the tile's pairs flattened on the last axis)."""
         if self.generic:
-            blocks = pair_blocks(self.K, ia, ib)
-            on_line = None if self.on_line is None else pair_blocks(self.on_line, ia, ib)
-            return layer_tables(self.activation, blocks, with_stein=self.with_stein, nodes=self.nodes, with_q=False, on_line=on_line)
-        terms = self.terms_for(float(np.abs(pair_correlations(self.K, ia, ib)).max()))
-        tab = _pair_layer_tables_jit(self.structure, self.data, jnp.asarray(ia), jnp.asarray(ib), terms)
-        return jax.tree_util.tree_map(np.asarray, tab)
+            on_line = None if self.on_line is None else tile.dense_block(self.on_line).reshape(2, 2, -1)
+            return layer_tables(self.activation, tile.dense_block(self.K).reshape(2, 2, -1), with_stein=self.with_stein, nodes=self.nodes,
+                                with_q=False, on_line=on_line)
+        terms = self.terms_for(float(tile.cross(np.abs(correlations(self.K))).max()))
+        tab = _pair_layer_tables_jit(self.structure, self.data, tile, terms)
+        return jax.tree_util.tree_map(lambda table: np.asarray(table).reshape(table.shape[:-2] + (-1,)), tab)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Tile:
+    """The pairs (a, b) = (r0 + i, c0 + j), i < rows, j < cols, of an m x m Gram matrix.
+
+    Only pairs with b > a are wanted: the others are computed with their cross entries set to 0
+    (two independent samples, never a singular block) and discarded. A per-input vector v (..., m)
+    gives ``first(v)`` (..., rows, 1) and ``second(v)`` (..., 1, cols), a matrix ``cross(M)`` the
+    (rows, cols) entries M_ab: slices, not gathers. ``r0`` and ``c0`` may be traced (one
+    compilation for every tile of a shape) or ints (numpy).
+    """
+
+    r0: int | jax.Array
+    c0: int | jax.Array
+    rows: int = field(metadata=dict(static=True))
+    cols: int = field(metadata=dict(static=True))
+
+    def first(self, v):
+        return _window(v, self.r0, self.rows)[..., :, None]
+
+    def second(self, v):
+        return _window(v, self.c0, self.cols)[..., None, :]
+
+    def upper(self):
+        """(rows, cols): the wanted pairs, b > a."""
+        xp = jnp if isinstance(self.r0, jax.Array) else np
+        return (self.c0 + xp.arange(self.cols))[None, :] > (self.r0 + xp.arange(self.rows))[:, None]
+
+    def cross(self, M):
+        xp = jnp if isinstance(M, jax.Array) or isinstance(self.r0, jax.Array) else np
+        return xp.where(self.upper(), _window(_window(M, self.r0, self.rows, axis=0), self.c0, self.cols), xp.zeros((), M.dtype))
+
+    def block(self, M) -> np.ndarray:
+        """The 2 x 2 blocks M[(a, b), (a, b)] as an object array of entries (symmetric M)."""
+        xp = jnp if isinstance(M, jax.Array) else np
+        diagonal, ab = xp.diagonal(M), self.cross(M)
+        return _pick([self.first(diagonal), ab, self.second(diagonal)], np.array([0, 1, 1, 2]), 2)
+
+    def dense_block(self, M):
+        """:meth:`block` as an array (2, 2, rows, cols) of M's dtype."""
+        xp = jnp if isinstance(M, jax.Array) else np
+        ab = self.cross(M)
+        aa, bb = (xp.broadcast_to(side(xp.diagonal(M)), ab.shape) for side in (self.first, self.second))
+        return xp.stack([xp.stack([aa, ab]), xp.stack([ab, bb])])
+
+
+def _window(v, start, size: int, axis: int = -1):
+    """v[..., start:start + size] along ``axis`` (a dynamic slice when ``start`` is traced)."""
+    if isinstance(start, (int, np.integer)):
+        return v[(slice(None),) * (axis % v.ndim) + (slice(start, start + size),)]
+    return jax.lax.dynamic_slice_in_dim(v, start, size, axis)
 
 
 @dataclass(frozen=True)
@@ -150,36 +204,41 @@ class _Structure:
     spec: tuple  # (f, g, i, j): f, g index data["coefs"] (the functions if piecewise); M, N series, then Stein splits
     with_stein: bool
     stein: Callable | None  # (kaa, kbb, kab) -> the Stein splits (20, pairs) in closed form, or None (series)
+    kernel: Callable | None  # (kaa, kbb, kab) -> (S, P) in closed form, or None (data["S"], data["P"])
     piecewise: bool = False  # M and N entries by ntkit.gaussian.piecewise_pair instead of Mehler series
 
 
-def pair_correlations(K, ia, ib):
-    """rho_ab = K_ab / sqrt(K_aa K_bb) of the pairs, clipped to [-1, 1] (0 where a variance vanishes; numpy or traced)."""
+def correlations(K):
+    """rho_ab = K_ab / sqrt(K_aa K_bb), clipped to [-1, 1] (0 where a variance vanishes; numpy or traced)."""
     xp = jnp if isinstance(K, jax.Array) else np
-    variances = xp.diagonal(K)  # gathered from m values, not from the m x m matrix
-    denom = xp.sqrt(variances[ia] * variances[ib])
-    return xp.clip(xp.where(denom > 0, K[ia, ib] / xp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
+    variances = xp.diagonal(K)
+    return correlation(K, variances[:, None], variances[None, :])
 
 
-def pair_blocks(M, ia, ib):
-    """The 2 x 2 blocks M[(a, b), (a, b)] of the pairs, shape (2, 2, pairs) (numpy or traced)."""
-    xp = jnp if isinstance(M, jax.Array) else np
-    return xp.stack([xp.stack([M[ia, ia], M[ia, ib]]), xp.stack([M[ib, ia], M[ib, ib]])])
+def correlation(kab, va, vb):
+    """kab / sqrt(va vb), clipped to [-1, 1], 0 where a variance vanishes (numpy or traced)."""
+    xp = jnp if isinstance(kab, jax.Array) else np
+    denom = xp.sqrt(va * vb)
+    return xp.clip(xp.where(denom > 0, kab / xp.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
 
 
-def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> LayerTables:
-    """LayerTables of the pairs {ia[z], ib[z]} as object arrays of (pairs,) vectors (:func:`entries`),
-    equal entries the same vector and structural zeros Python 0.0 (traceable; ``terms`` may be traced)."""
+def pair_layer_tables(structure: _Structure, data: dict, tile: Tile, terms) -> LayerTables:
+    """LayerTables of the pairs of ``tile`` as object arrays of entries (:func:`entries`), equal
+    entries the same array and structural zeros Python 0.0 (traceable; ``terms`` may be traced)."""
     var = data["var"]
-    va, vb, kab = var[ia], var[ib], data["K"][ia, ib]
+    va, vb, kab = tile.first(var), tile.second(var), tile.cross(data["K"])
     if structure.piecewise:
-        values = jnp.stack([piecewise_pair(f, g, va, vb, kab) for f, g, _, _ in structure.spec])
+        values = [piecewise_pair(f, g, va, vb, kab) for f, g, _, _ in structure.spec]
     else:
         safe = jnp.where(var > 0, var, 1.0)
-        values = pair_series(structure.spec, data["coefs"], terms, safe[ia], safe[ib], ia, ib, pair_correlations(data["K"], ia, ib))
-    S, P = entries(pair_blocks(data["S"], ia, ib)), entries(pair_blocks(data["P"], ia, ib))
-    M = _pick([data["M_diag"][ia], values[0], values[1], values[2], data["M_diag"][ib]], _M_MAP, 4)
-    n_cols = {(2, 2): data["N_diag"][ia], (0, 0): data["N_diag"][ib]} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
+        values = pair_series(structure.spec, data["coefs"], terms, tile, tile.first(safe), tile.second(safe), correlation(kab, va, vb))
+    if structure.kernel:
+        (S_aa, P_aa), (S_bb, P_bb), (S_ab, P_ab) = (structure.kernel(u, v, w) for u, v, w in ((va, va, va), (vb, vb, vb), (va, vb, kab)))
+        S, P = (_pick(entries, np.array([0, 1, 1, 2]), 2) for entries in ([S_aa, S_ab, S_bb], [P_aa, P_ab, P_bb]))
+    else:
+        S, P = tile.block(data["S"]), tile.block(data["P"])
+    M = _pick([tile.first(data["M_diag"]), values[0], values[1], values[2], tile.second(data["M_diag"])], _M_MAP, 4)
+    n_cols = {(2, 2): tile.first(data["N_diag"]), (0, 0): tile.second(data["N_diag"])} | {key: values[3 + k] for k, key in enumerate(_N_SERIES)}
     N = _pick([n_cols[key] for key in _N_KEYS], _N_MAP, 4)
     if not structure.with_stein:
         def zero(order):  # structural zeros, as in the Stein tables' entries
@@ -187,31 +246,32 @@ def pair_layer_tables(structure: _Structure, data: dict, ia, ib, terms) -> Layer
 
         return LayerTables(S, P, M, N, None, zero(4), zero(6), zero(4), zero(6), zero(3))
     if isinstance(structure.stein, _PiecewiseLinearStein):
-        stein = structure.stein(va, vb, kab, data["on_line"][ia, ib])
+        stein = structure.stein(va, vb, kab, tile.cross(data["on_line"]))
     else:
         stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
     stein = list(jax.lax.optimization_barrier(stein))  # else XLA recomputes the closed forms for every table entry (10x slower)
-    A2 = _stein_entries(stein[0:3], data["A2"][ia], data["A2"][ib], 2)
-    A4 = _stein_entries(stein[3:8], data["A4"][ia], data["A4"][ib], 4)
-    B2 = _stein_entries(stein[8:11], data["B2"][ia], data["B2"][ib], 2)
-    B4 = _stein_entries(stein[11:16], data["B4"][ia], data["B4"][ib], 4)
+    one_sample = {name: (tile.first(data[name]), tile.second(data[name])) for name in ("A2", "A4", "B2", "B4", "C")}
+    A2 = _stein_entries(stein[0:3], *one_sample["A2"], 2)
+    A4 = _stein_entries(stein[3:8], *one_sample["A4"], 4)
+    B2 = _stein_entries(stein[8:11], *one_sample["B2"], 2)
+    B4 = _stein_entries(stein[11:16], *one_sample["B4"], 4)
     # C_ac;i: (s on a, s' on c); off the diagonal the Stein splits, on it the one-sample values
-    C = _pick([0.0, data["C"][ia], data["C"][ib], stein[16], stein[17], stein[18], stein[19]], _C_MAP, 3)
+    C = _pick([0.0, *one_sample["C"], stein[16], stein[17], stein[18], stein[19]], _C_MAP, 3)
     return LayerTables(S, P, M, N, None, A2, A4, B2, B4, C)
 
 
 def entries(dense) -> np.ndarray:
-    """The entries of ``dense`` (..., pairs) as a numpy object array of (pairs,) vectors."""
-    out = np.empty(dense.shape[:-1], dtype=object)
+    """The entries of ``dense`` (2, ..., 2, rows, cols) as a numpy object array of (rows, cols) arrays."""
+    out = np.empty(dense.shape[:-2], dtype=object)
     for idx in np.ndindex(out.shape):
         out[idx] = dense[idx]
     return out
 
 
-def dense(table: np.ndarray, n: int):
+def dense(table: np.ndarray, shape: tuple):
     """Inverse of :func:`entries`: float64 (never weak-typed, so that a step's outputs compile like its
-    inputs), structural zeros as zero vectors of length ``n``."""
-    return jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float64), (n,)) for e in table.reshape(-1)]).reshape(table.shape + (n,))
+    inputs), every entry broadcast to ``shape`` (structural zeros to zeros)."""
+    return jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float64), shape) for e in table.reshape(-1)]).reshape(table.shape + shape)
 
 
 def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
@@ -223,10 +283,11 @@ def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _pair_layer_tables_jit(structure, data, ia, ib, terms) -> LayerTables:
-    """:func:`pair_layer_tables` as dense arrays (..., pairs)."""
-    tab = pair_layer_tables(structure, data, ia, ib, terms)
-    return LayerTables(*(None if t is None else dense(t, ia.shape[0]) for t in (tab.S, tab.P, tab.M, tab.N, tab.Q, tab.A2, tab.A4, tab.B2, tab.B4, tab.C)))
+def _pair_layer_tables_jit(structure, data, tile, terms) -> LayerTables:
+    """:func:`pair_layer_tables` as dense arrays (..., rows, cols)."""
+    tab = pair_layer_tables(structure, data, tile, terms)
+    shape = (tile.rows, tile.cols)
+    return LayerTables(*(None if t is None else dense(t, shape) for t in (tab.S, tab.P, tab.M, tab.N, tab.Q, tab.A2, tab.A4, tab.B2, tab.B4, tab.C)))
 
 
 def _power(sigma, dsigma, p: int, q: int):
@@ -269,13 +330,29 @@ def _stein_entries(splits, diag_a, diag_b, order: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _closed_stein(G, P):
-    """Stein splits of sigma sigma (orders 2, 4), sigma' sigma' (2, 4) and the C entries, by Price's theorem.
+def _closed_stein(derivatives):
+    """Stein splits of sigma sigma (orders 2, 4), sigma' sigma' (2, 4) and the C entries, by Price's theorem,
+    from ``derivatives`` (kaa, kbb, kab) -> P and the derivatives of G and P (:func:`_autodiff_derivatives`).
 
     With dG/dkab = P, the second derivatives of G that mix kab are first derivatives of P, so
-    only d2G/dkaa2 and d2G/dkbb2 and five second derivatives of P are taken, each as a forward
-    derivative of a forward derivative (a full Hessian of each by reverse mode cost 1.7x more).
+    only d2G/dkaa2 and d2G/dkbb2 and five second derivatives of P are needed.
     """
+
+    def stein(kaa, kbb, kab):
+        d = derivatives(kaa, kbb, kab)
+        p = d["p"]
+        g2, g4 = [2 * d["g_a"], p, 2 * d["g_b"]], [4 * d["g_aa"], 2 * d["p_a"], d["p_c"], 2 * d["p_b"], 4 * d["g_bb"]]
+        p2, p4 = [2 * d["p_a"], d["p_c"], 2 * d["p_b"]], [4 * d["p_aa"], 2 * d["p_ac"], d["p_cc"], 2 * d["p_bc"], 4 * d["p_bb"]]
+        # C: (sigma on 0, sigma' on 1) with d_0, d_1; then (sigma' on 0, sigma on 1) with d_0, d_1
+        return g2 + g4 + p2 + p4 + [p, 2 * d["g_b"], 2 * d["g_a"], p]
+
+    return stein
+
+
+@functools.lru_cache(maxsize=None)
+def _autodiff_derivatives(G, P):
+    """(kaa, kbb, kab) -> P and the derivatives of :func:`_closed_stein` by autodiff of the closed forms G, P,
+    each second derivative a forward derivative of a forward derivative (a full Hessian by reverse mode cost 1.7x more)."""
 
     def second(F, i, j, k):
         """F, dF/dk_i, dF/dk_j, d2F/dk_i dk_j at k = (kaa, kbb, kab)."""
@@ -292,12 +369,15 @@ def _closed_stein(G, P):
         _, p_b, _, p_bb = second(P, 1, 1, k)
         _, p_c, _, p_cc = second(P, 2, 2, k)
         p_ac, p_bc = second(P, 0, 2, k)[3], second(P, 1, 2, k)[3]
-        g2, g4 = [2 * g_a, p, 2 * g_b], [4 * g_aa, 2 * p_a, p_c, 2 * p_b, 4 * g_bb]
-        p2, p4 = [2 * p_a, p_c, 2 * p_b], [4 * p_aa, 2 * p_ac, p_cc, 2 * p_bc, 4 * p_bb]
-        # C: (sigma on 0, sigma' on 1) with d_0, d_1; then (sigma' on 0, sigma on 1) with d_0, d_1
-        return jnp.stack(g2 + g4 + p2 + p4 + [p, 2 * g_b, 2 * g_a, p])
+        return {"p": p, "g_a": g_a, "g_b": g_b, "g_aa": g_aa, "g_bb": g_bb, "p_a": p_a, "p_b": p_b, "p_c": p_c,
+                "p_aa": p_aa, "p_bb": p_bb, "p_ac": p_ac, "p_bc": p_bc, "p_cc": p_cc}
 
-    return jax.vmap(one, out_axes=1)
+    def derivatives(kaa, kbb, kab):
+        shape = jnp.broadcast_shapes(jnp.shape(kaa), jnp.shape(kbb), jnp.shape(kab))
+        flat = (jnp.broadcast_to(k, shape).reshape(-1) for k in (kaa, kbb, kab))
+        return {name: value.reshape(shape) for name, value in jax.vmap(one)(*flat).items()}
+
+    return derivatives
 
 
 @dataclass(frozen=True)
