@@ -370,14 +370,14 @@ def test_relu_mean_path_with_a_zero_input_and_a_collinear_pair_equals_the_full_t
 
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_mean_path_does_not_depend_on_tiling(monkeypatch, activation):
-    """One tile holding all pairs against 2 x 3 tiles, the last row and column of tiles moved back
+    """One tile holding all pairs against 3 x 3 tiles, the last row and column of tiles moved back
     to overlap their neighbours (7 inputs)."""
     from ntkit.theory import first_order
 
     mlp = ntkit.MLP(depth=4, activation=activation, c_b=GELU.c_b, c_w=GELU.c_w)
     x = np.random.default_rng(1).normal(size=(7, 3))
     whole = finite_width(mlp, x, tensors="mean")
-    monkeypatch.setattr(first_order, "MEAN_TILE", (2, 3))
+    monkeypatch.setattr(first_order, "MEAN_TILE", 3)
     chunked = finite_width(mlp, x, tensors="mean")
     for name in ("K1", "theta1"):
         np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln, roots_hermitenorm
 
-__all__ = ["mehler_pairs", "coefficient_tables", "gram_rows", "pair_series", "MAX_TERMS"]
+__all__ = ["mehler_pairs", "CoefficientTables", "coefficient_tables", "gram_rows", "pair_series", "MAX_TERMS"]
 
 MAX_TERMS = 768
 _FIRST_TERMS = 96
@@ -58,16 +59,17 @@ def _scaled_hermite_functions(terms: int):
     return u, lifted[:, None] * damped
 
 
-def _coefficients(functions: tuple, variances: np.ndarray, terms: int) -> np.ndarray:
-    """f_n(v) = E[f(sqrt(v) u) psi_n(u)] for n < terms: shape (functions, variances, terms) (cached)."""
+def _coefficients(functions: tuple, variances: np.ndarray, terms: int) -> tuple[jax.Array, np.ndarray]:
+    """f_n(v) = E[f(sqrt(v) u) psi_n(u)] for n < terms: (tables (functions, variances, terms) on the
+    device, largest (functions, terms): max over the variances of |f_n|) (cached)."""
     key = (functions, terms, variances.tobytes())
     if key not in _COEFFICIENT_CACHE:
-        if len(_COEFFICIENT_CACHE) > 256:
+        if len(_COEFFICIENT_CACHE) > 32:
             _COEFFICIENT_CACHE.clear()
         bucket = max(16, 1 << int(np.ceil(np.log2(max(len(variances), 1)))))
         padded = np.concatenate([variances, np.ones(bucket - len(variances))])
-        values = _coefficient_kernel(functions, terms)(jnp.asarray(padded))
-        _COEFFICIENT_CACHE[key] = np.asarray(values)[:, : len(variances)]
+        values, largest = _coefficient_kernel(functions, terms)(jnp.asarray(padded), len(variances))
+        _COEFFICIENT_CACHE[key] = values[:, : len(variances)], np.asarray(largest)
     return _COEFFICIENT_CACHE[key]
 
 
@@ -80,9 +82,11 @@ def _coefficient_kernel(functions: tuple, terms: int):
     u, weighted = (jnp.asarray(a) for a in _scaled_hermite_functions(terms))
 
     @jax.jit
-    def run(variances):
+    def run(variances, count):
         z = jnp.sqrt(variances)[:, None] * u[None, :]
-        return jnp.stack([f(z) for f in functions]) @ weighted
+        values = jnp.stack([f(z) for f in functions]) @ weighted
+        real = (jnp.arange(variances.shape[0]) < count)[None, :, None]  # the padding is left out of the maxima
+        return values, jnp.max(jnp.where(real, jnp.abs(values), 0.0), axis=1)
 
     return run
 
@@ -126,10 +130,10 @@ def _splits(order: int) -> list[tuple[int, int]]:
     return sorted({(idx.count(0), idx.count(1)) for idx in itertools.product((0, 1), repeat=order)})
 
 
-def _converged(coef_f: np.ndarray, coef_g: np.ndarray, order: int) -> bool:
-    """Terms |f_n g_n| (1+n)^(order/2) of the last 16 orders are below _TAIL of the leading ones."""
-    n = np.arange(coef_f.shape[1], dtype=float)
-    top_f, top_g = np.abs(coef_f).max(axis=0), np.abs(coef_g).max(axis=0)
+def _converged(top_f: np.ndarray, top_g: np.ndarray, order: int) -> bool:
+    """Terms |f_n g_n| (1+n)^(order/2) of the last 16 orders, with top_f, top_g the largest |f_n|, |g_n|
+    over the samples, are below _TAIL of the leading ones."""
+    n = np.arange(top_f.shape[0], dtype=float)
     terms = top_f * top_g * (1.0 + n) ** (order / 2)
     return bool(terms[-16:].max() <= _TAIL * max(top_f.max() * top_g.max(), 1e-300))
 
@@ -143,9 +147,9 @@ def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
     unique_b, index_b = np.unique(var_b, return_inverse=True)
     terms = _FIRST_TERMS
     while True:
-        coef_f = _coefficients((f,), unique_a, terms + order)[0]
-        coef_g = _coefficients((g,), unique_b, terms + order)[0]
-        if _converged(coef_f, coef_g, order):
+        (coef_f,), (top_f,) = _coefficients((f,), unique_a, terms + order)
+        (coef_g,), (top_g,) = _coefficients((g,), unique_b, terms + order)
+        if _converged(top_f, top_g, order):
             break
         if terms >= MAX_TERMS:
             return None
@@ -170,23 +174,37 @@ def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
     return result
 
 
-def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = None):
+@dataclass(frozen=True)
+class CoefficientTables:
+    """Hermite coefficients f_n(v) of several functions at many variances (:func:`coefficient_tables`)."""
+
+    functions: tuple
+    values: jax.Array  # (functions, variances, terms + largest order), on the device
+    largest: np.ndarray  # (functions, terms + largest order): max over the variances of |f_n|
+    terms: int  # the series length that passed the tail test
+
+    def __getitem__(self, f):
+        """The table (variances, terms + largest order) of function f."""
+        return self.values[self.functions.index(f)]
+
+
+def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = None) -> CoefficientTables | None:
     """Hermite coefficients of every function of ``series`` at every variance, long enough for all.
 
     ``series``: (f, g, order) triples to be summed by :func:`gram_rows` or
-    :func:`pair_series`; returns ({f: table (m, terms + max order)}, terms), growing ``terms`` 1.5x at a
-    time from ``first_terms`` (default 96; e.g. the length the previous layer needed) until each
-    series passes the tail test, or ``None`` beyond ``MAX_TERMS``. All functions are evaluated by
-    one compiled kernel.
+    :func:`pair_series`; the functions are kept in their order of first appearance in ``series``.
+    ``terms`` grows 1.5x at a time from ``first_terms`` (default 96; e.g. the length the previous
+    layer needed) until each series passes the tail test; ``None`` beyond ``MAX_TERMS``. All
+    functions are evaluated by one compiled kernel.
     """
     variances = np.asarray(variances, dtype=np.float64)
     top = max(order for _, _, order in series)
     functions = tuple(dict.fromkeys(h for f, g, _ in series for h in (f, g)))
     terms = min(first_terms or _FIRST_TERMS, MAX_TERMS)
     while True:
-        tables = dict(zip(functions, _coefficients(functions, variances, terms + top)))
-        if all(_converged(tables[f], tables[g], order) for f, g, order in series):
-            return tables, terms
+        values, largest = _coefficients(functions, variances, terms + top)
+        if all(_converged(largest[functions.index(f)], largest[functions.index(g)], order) for f, g, order in series):
+            return CoefficientTables(functions, values, largest, terms)
         if terms >= MAX_TERMS:
             return None
         terms = _longer(terms)

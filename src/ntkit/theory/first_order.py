@@ -36,13 +36,13 @@ from ..network import MLP, hidden_widths, validate_inputs
 from ..results import PAIR_DIMS, QUAD_DIMS, config_of, inputs_variable, with_provenance
 from .infinite import layer_kernels
 from .layer_tables import LayerTables, layer_tables
-from .pair_tables import PairTables, Tile, correlations, dense, entries, pair_layer_tables
+from .pair_tables import PairTables, Tile, correlation, dense, entries, pair_layer_tables
 from .tables import EXACT_COLLINEAR, KINK_ACCURATE, collinear_pairs, gram_collinearity
 
 __all__ = ["NearlyCollinearWarning", "FirstOrderState", "first_order_step", "finite_width", "at_width", "MAX_FULL_SAMPLES"]
 
 MAX_FULL_SAMPLES = 16  # the full four-sample tensors hold m^4 entries per layer and cost ~m^6
-MEAN_TILE = (64, 128)  # rows x columns of the Gram matrix advanced together on the mean path (a tile's tables stay in cache)
+MEAN_TILE = 96  # the mean path advances squares of about this side of the Gram matrix together (a tile's tables stay in cache)
 
 
 @jax.tree_util.register_dataclass
@@ -321,8 +321,8 @@ def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list | None) -> dict[str, np.ndarray]:
     """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1).
 
-    The pairs a < b advance together layer by layer in tiles of ``MEAN_TILE`` (rows, columns) of
-    the Gram matrix (:func:`_tiles`); the tables of a layer are prepared once for all inputs
+    The pairs a < b advance together layer by layer in square tiles of the Gram matrix
+    (:func:`_tiles`); the tables of a layer are prepared once for all inputs
     (:class:`~ntkit.theory.pair_tables.PairTables`), and a tile's Mehler series are as long as its
     largest correlation needs. The diagonal K1_aa is the sample-a entry of any pair holding a.
     """
@@ -335,9 +335,10 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         for l, state in enumerate(states):
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out
-    tiles = _tiles(m, *MEAN_TILE)
+    tiles = _tiles(m, MEAN_TILE)
     shape = (tiles[0].rows, tiles[0].cols)
     wanted = [tile.upper() for tile in tiles]
+    starts = jnp.asarray([(tile.r0, tile.c0) for tile in tiles], dtype=jnp.int32)
     zero2, zero4 = jnp.zeros((2, 2) + shape), jnp.zeros((2,) * 4 + shape)
     state = [(zero2, zero2, zero4, zero4, zero4)] * len(tiles)  # K1, theta1, V, D, F of each tile's pairs (on the device)
     table_length = None  # the previous layer's Mehler table length: where the next layer's search starts
@@ -355,29 +356,46 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
                 state[i] = tuple(s.reshape(s.shape[:-1] + shape) for s in (new.K1, new.theta1, new.V, new.D, new.F))
         else:
             theta = jnp.asarray(kernels[1])
-            rho = np.abs(np.triu(correlations(kernels[0]), 1)) if source.profile is not None else None
+            largest = np.asarray(_largest_correlations(source.data["K"], starts, *shape)) if source.profile is not None else np.zeros(len(tiles))
             for i, tile in enumerate(tiles):
-                terms = source.terms_for(float(tile.cross(rho).max())) if rho is not None else 0
-                state[i] = _pair_step(source.structure, source.data, _traced(tile), terms, state[i], h, ratio, theta)
+                state[i] = _pair_step(source.structure, source.data, _traced(tile), source.terms_for(float(largest[i])), state[i], h, ratio, theta)
         for name, k in (("K1", 0), ("theta1", 1)):
-            values = np.asarray(jnp.stack([s[k] for s in state]))  # (tiles, 2, 2, rows, cols)
-            gram, diagonal = out[name][layer - 1], np.empty(m)
-            for tile, upper, value in zip(tiles, wanted, values):
+            pairs, diagonal = (np.asarray(part) for part in _gram_entries([s[k] for s in state]))
+            gram = out[name][layer - 1]
+            for tile, upper, value, values_aa in zip(tiles, wanted, pairs, diagonal):
                 rows, cols = slice(tile.r0, tile.r0 + tile.rows), slice(tile.c0, tile.c0 + tile.cols)
-                np.copyto(gram[rows, cols], value[0, 1], where=upper)
-                diagonal[rows] = value[0, 0, :, 0]
-            gram += np.triu(gram, 1).T  # exactly symmetric (value[1, 0] differs by round-off)
-            gram[np.diag_indices(m)] = diagonal
+                np.copyto(gram[rows, cols], value, where=upper)
+                np.copyto(gram[cols, rows], value.T, where=upper.T)  # exactly symmetric (the entries [1, 0] differ by round-off)
+                gram[rows, rows][np.diag_indices(tile.rows)] = values_aa
     return out
 
 
-def _tiles(m: int, rows: int, cols: int) -> list[Tile]:
-    """Tiles of at most rows x cols that cover every pair a < b of m inputs: starts on a grid of
-    rows and columns, the last ones moved back inside the matrix (overlapping their neighbours);
-    tiles holding no pair a < b are left out."""
-    rows, cols = min(rows, m), min(cols, m)
-    starts = [(min(r0, m - rows), min(c0, m - cols)) for r0 in range(0, m, rows) for c0 in range(0, m, cols)]
-    return [Tile(r0, c0, rows, cols) for r0, c0 in starts if c0 + cols - 1 > r0]
+def _tiles(m: int, side: int) -> list[Tile]:
+    """Square tiles of side about ``side`` (at most m) that cover every pair a < b of m inputs:
+    ceil(m / side) starts per axis, the last moved back inside the matrix (overlapping its
+    neighbour); tiles holding no pair a < b are left out."""
+    size = -(-m // -(-m // min(side, m)))
+    starts = [min(start, m - size) for start in range(0, m, size)]
+    return [Tile(r0, c0, size, size) for r0 in starts for c0 in starts if c0 + size - 1 > r0]
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _largest_correlations(K, starts, rows: int, cols: int):
+    """max |rho_ab| over the pairs a < b of each tile (starts (tiles, 2)): how long its Mehler series must be."""
+    variances = jnp.diagonal(K)
+
+    def largest(start):
+        tile = Tile(start[0], start[1], rows, cols)
+        return jnp.abs(correlation(tile.cross(K), tile.first(variances), tile.second(variances))).max()
+
+    return jax.vmap(largest)(starts)
+
+
+@jax.jit
+def _gram_entries(states: list):
+    """From each tile's (2, 2, rows, cols) Gram entries: the pair entries [0, 1] (tiles, rows, cols) and
+    the diagonal [0, 0] of each row (tiles, rows), the sample-a entry of any pair holding a."""
+    return jnp.stack([s[0, 1] for s in states]), jnp.stack([s[0, 0, :, 0] for s in states])
 
 
 def _traced(tile: Tile) -> Tile:

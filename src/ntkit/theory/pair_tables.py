@@ -105,18 +105,15 @@ class PairTables:
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
             self.generic = True
             return
-        coef, self.terms = found
-        funcs = list(dict.fromkeys(h for f, g, _, _ in spec for h in (f, g)))
+        self.terms, funcs = found.terms, found.functions
+        top = max(i + j for _, _, i, j in spec)
         # (terms + top, functions, samples), with zero rows up to 96 * 2^k + top (never read: the
         # series stop at self.terms), so that the compiled pair step sees few distinct table shapes
         bucket = 96 << max(0, int(np.ceil(np.log2(self.terms / 96))))
-        top = max(i + j for _, _, i, j in spec)
-        data["coefs"] = np.zeros((bucket + top, len(funcs), len(var)))
-        for column, h in enumerate(funcs):
-            data["coefs"][: self.terms + top, column] = coef[h][:, : self.terms + top].T
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
+        self.data["coefs"] = jnp.pad(jnp.transpose(found.values, (2, 0, 1)), ((0, bucket - self.terms), (0, 0), (0, 0)))
         self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein, kernel)
-        largest = {h: np.abs(t).max(axis=0) for h, t in coef.items()}
+        largest = dict(zip(funcs, found.largest))
         n = np.arange(self.terms)
         self.profile = np.max([largest[f][n + i] * largest[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
 

@@ -115,7 +115,7 @@ def pair_rows(activation: Activation, K: np.ndarray, nodes: int | None = None):
     def generic(rows):
         idx = np.arange(K.shape[0])[rows]
         if series is not None:
-            tables, terms = series
+            tables, terms = series, series.terms
             denom = root[idx, None] * root[None, :]
             rho = np.clip(np.where(denom > 0, K[rows] / np.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
             S = gram_rows(tables[sigma][idx], tables[sigma], rho, terms)
