@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ntkit
 from ntkit.checks import depth_stability, scale_invariance
@@ -381,6 +383,19 @@ def test_mean_path_does_not_depend_on_tiling(monkeypatch, activation):
     chunked = finite_width(mlp, x, tensors="mean")
     for name in ("K1", "theta1"):
         np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)
+
+
+@given(st.integers(2, 300), st.integers(1, 120))
+@settings(max_examples=60, deadline=None)
+def test_mean_path_tiles_cover_every_pair_inside_the_matrix(m, side):
+    from ntkit.theory.first_order import _tiles
+
+    covered = np.zeros((m, m), dtype=int)
+    for tile in _tiles(m, side):
+        assert 0 <= tile.r0 and tile.r0 + tile.rows <= m and 0 <= tile.c0 and tile.c0 + tile.cols <= m
+        assert tile.upper().any()  # no tile without a wanted pair
+        covered[tile.r0 : tile.r0 + tile.rows, tile.c0 : tile.c0 + tile.cols] += tile.upper()
+    assert np.all(covered[np.triu_indices(m, 1)] >= 1) and np.all(np.tril(covered) == 0)
 
 
 def test_mean_path_compiles_its_pair_step_twice_for_any_depth():

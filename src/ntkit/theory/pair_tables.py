@@ -128,7 +128,7 @@ class PairTables:
         with np.errstate(divide="ignore"):
             weighted = self.profile * np.exp(n * np.log(max(rho_max, 1e-300)))
         above = np.nonzero(weighted > _TAIL * self.profile.max())[0]
-        return int(min(self.terms, above.max() + 16 if above.size else 16))
+        return int(min(self.terms, above.max() + 1 if above.size else 1))
 
     def tables(self, tile: "Tile") -> LayerTables:
         """Tables of the two-sample problems of ``tile`` (P = 2, the tile's pairs flattened on the last axis)."""
