@@ -60,9 +60,9 @@ _TAIL = 1e-14
 class PairTables:
     """Per-layer precomputation at the Gram matrix K (m, m); :meth:`tables` gives LayerTables for pairs.
 
-    Unless ``generic``, the tables of a chunk of pairs come from :func:`pair_layer_tables`, a
+    Unless ``generic``, the tables of a tile of pairs come from :func:`pair_layer_tables`, a
     traceable function of the hashable ``structure`` and the arrays ``data`` (one compilation for
-    every layer and chunk of the same shape).
+    every layer and tile of the same shape).
     """
 
     def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None,
