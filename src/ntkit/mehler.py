@@ -64,7 +64,7 @@ def _coefficients(functions: tuple, variances: np.ndarray, terms: int) -> tuple[
     device, largest (functions, terms): max over the variances of |f_n|) (cached)."""
     key = (functions, terms, variances.tobytes())
     if key not in _COEFFICIENT_CACHE:
-        if len(_COEFFICIENT_CACHE) > 32:
+        if sum(values.nbytes for values, _ in _COEFFICIENT_CACHE.values()) > _CACHE_BYTES:
             _COEFFICIENT_CACHE.clear()
         bucket = max(16, 1 << int(np.ceil(np.log2(max(len(variances), 1)))))
         padded = np.concatenate([variances, np.ones(bucket - len(variances))])
@@ -74,6 +74,7 @@ def _coefficients(functions: tuple, variances: np.ndarray, terms: int) -> tuple[
 
 
 _COEFFICIENT_CACHE: dict = {}
+_CACHE_BYTES = 1 << 28  # the cached tables are dropped beyond 256 MiB (m = 1000, 332 terms, 8 functions: 21 MB a table)
 
 
 @functools.lru_cache(maxsize=None)
