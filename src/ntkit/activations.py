@@ -210,7 +210,7 @@ def _gelu_derivatives(kaa, kbb, kab):
 
     With A = 1 + kaa, B = 1 + kbb, c = kab, D = A B - c^2 (notation of :func:`_gelu_ss`), the
     derivatives of the closed forms of G and P (done symbolically; checked against autodiff of
-    them in tests/test_first_order.py) are rational in (A, B, c) over powers of D:
+    them and against 2-D quadrature in tests/test_activations.py) are rational in (A, B, c) over powers of D:
 
         dG/dkaa       = [B (A+1)(B-1) - c^2 (2AB - A + 3B)/A + c^4 (A+2)/A^2] / (4 pi D^(3/2))
         d2G/dkaa2     = [-B^2 (A+3)(B-1) + c^2 B (4AB - A + 15B)/A - 5 c^4 B (A+4)/A^2 + 2 c^6 (A+4)/A^3] / (8 pi D^(5/2))

@@ -664,10 +664,13 @@ def one_variable_expectations(requests: Sequence[tuple[Callable, int]], variance
     root = np.sqrt(np.where(positive, flat[:, 0, 0], 1.0))
     out = []
     for f, r in requests:
-        u = {q: raw[family.index((f,)) * len(powers) + powers.index(q)].reshape(-1) for q in powers}
-        hermite = {0: u[0], 1: u.get(1), 2: u[2] - u[0] if r >= 2 else None, 4: u[4] - 6 * u[2] + 3 * u[0] if r == 4 else None}[r]
+        moment = {q: raw[family.index((f,)) * len(powers) + powers.index(q)].reshape(-1) for q in powers}  # <u^q f>
+        hermite = sum(c * moment[q] for q, c in _HERMITE_POWERS[r].items())
         out.append(hermite if r == 0 else np.where(positive, hermite / root**r, 0.0))
     return out
+
+
+_HERMITE_POWERS = {0: {0: 1}, 1: {1: 1}, 2: {2: 1, 0: -1}, 4: {4: 1, 2: -6, 0: 3}}  # He_r(u) = sum_q c_q u^q
 
 
 def _checked_blocks(cov, k: int) -> tuple[np.ndarray, tuple]:

@@ -6,8 +6,10 @@ over the tile and a per-pair one a slice of a matrix (no gathers).
 
 The tables of :mod:`ntkit.theory.layer_tables` restricted to the samples (a, b) are built from
 
-* one-sample integrals on the diagonal, one per input (never one per pair);
-* S and P from the Gram matrices (closed forms or Mehler, :func:`ntkit.theory.tables.two_point`);
+* one-sample integrals on the diagonal, one per input (never one per pair), all by one kernel
+  (``ntkit.gaussian.one_variable_expectations``);
+* S and P by the activation's closed form on each tile, or else from the Gram matrices (Mehler,
+  :func:`ntkit.theory.tables.two_point`);
 * two-sample integrals <d_a^i d_b^j f(z_a) g(z_b)> by Mehler's series with one table of Hermite
   coefficients per input (``ntkit.mehler.pair_series``), all series of a tile in one compiled
   sum whose length follows the tile's largest correlation;
@@ -176,8 +178,8 @@ class Tile:
     def block(self, M) -> np.ndarray:
         """The 2 x 2 blocks M[(a, b), (a, b)] as an object array of entries (symmetric M)."""
         xp = jnp if isinstance(M, jax.Array) else np
-        diagonal, ab = xp.diagonal(M), self.cross(M)
-        return _pick([self.first(diagonal), ab, self.second(diagonal)], np.array([0, 1, 1, 2]), 2)
+        diagonal = xp.diagonal(M)
+        return _pair_block(self.first(diagonal), self.cross(M), self.second(diagonal))
 
     def dense_block(self, M):
         """:meth:`block` as an array (2, 2, rows, cols) of M's dtype."""
@@ -231,7 +233,7 @@ def pair_layer_tables(structure: _Structure, data: dict, tile: Tile, terms) -> L
         values = pair_series(structure.spec, data["coefs"], terms, tile, tile.first(safe), tile.second(safe), correlation(kab, va, vb))
     if structure.kernel:
         (S_aa, P_aa), (S_bb, P_bb), (S_ab, P_ab) = (structure.kernel(u, v, w) for u, v, w in ((va, va, va), (vb, vb, vb), (va, vb, kab)))
-        S, P = (_pick(entries, np.array([0, 1, 1, 2]), 2) for entries in ([S_aa, S_ab, S_bb], [P_aa, P_ab, P_bb]))
+        S, P = _pair_block(S_aa, S_ab, S_bb), _pair_block(P_aa, P_ab, P_bb)
     else:
         S, P = tile.block(data["S"]), tile.block(data["P"])
     M = _pick([tile.first(data["M_diag"]), values[0], values[1], values[2], tile.second(data["M_diag"])], _M_MAP, 4)
@@ -269,6 +271,11 @@ def dense(table: np.ndarray, shape: tuple):
     """Inverse of :func:`entries`: float64 (never weak-typed, so that a step's outputs compile like its
     inputs), every entry broadcast to ``shape`` (structural zeros to zeros)."""
     return jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float64), shape) for e in table.reshape(-1)]).reshape(table.shape + shape)
+
+
+def _pair_block(aa, ab, bb) -> np.ndarray:
+    """The symmetric 2 x 2 object array [[aa, ab], [ab, bb]] (shared entries, no copies)."""
+    return _pick([aa, ab, bb], np.array([0, 1, 1, 2]), 2)
 
 
 def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
