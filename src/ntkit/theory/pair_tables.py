@@ -108,9 +108,9 @@ class PairTables:
             self.generic = True
             return
         self.terms, funcs = found.terms, found.functions
-        top = max(i + j for _, _, i, j in spec)
-        # (terms + top, functions, samples), with zero rows up to 96 * 2^k + top (never read: the
-        # series stop at self.terms), so that the compiled pair step sees few distinct table shapes
+        # (terms + top, functions, samples), top the largest derivative order, with zero rows up to
+        # 96 * 2^k + top (never read: the series stop at self.terms), so that the compiled pair step
+        # sees few distinct table shapes
         bucket = 96 << max(0, int(np.ceil(np.log2(self.terms / 96))))
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
         self.data["coefs"] = jnp.pad(jnp.transpose(found.values, (2, 0, 1)), ((0, bucket - self.terms), (0, 0), (0, 0)))
