@@ -336,6 +336,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out
     tiles = _tiles(m, MEAN_TILE)
+    traced = [_traced(tile) for tile in tiles]
     shape = (tiles[0].rows, tiles[0].cols)
     wanted = [tile.upper() for tile in tiles]
     starts = jnp.asarray([(tile.r0, tile.c0) for tile in tiles], dtype=jnp.int32)
@@ -357,8 +358,8 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         else:
             theta = jnp.asarray(kernels[1])
             largest = np.asarray(_largest_correlations(source.data["K"], starts, *shape)) if source.profile is not None else np.zeros(len(tiles))
-            for i, tile in enumerate(tiles):
-                state[i] = _pair_step(source.structure, source.data, _traced(tile), source.terms_for(float(largest[i])), state[i], h, ratio, theta)
+            for i, tile in enumerate(traced):
+                state[i] = _pair_step(source.structure, source.data, tile, source.terms_for(float(largest[i])), state[i], h, ratio, theta)
         for name, k in (("K1", 0), ("theta1", 1)):
             pairs, diagonal = (np.asarray(part) for part in _gram_entries([s[k] for s in state]))
             gram = out[name][layer - 1]

@@ -115,11 +115,10 @@ def pair_rows(activation: Activation, K: np.ndarray, nodes: int | None = None):
     def generic(rows):
         idx = np.arange(K.shape[0])[rows]
         if series is not None:
-            tables, terms = series, series.terms
             denom = root[idx, None] * root[None, :]
             rho = np.clip(np.where(denom > 0, K[rows] / np.where(denom > 0, denom, 1.0), 0.0), -1.0, 1.0)
-            S = gram_rows(tables[sigma][idx], tables[sigma], rho, terms)
-            P = gram_rows(tables[dsigma][idx], tables[dsigma], rho, terms)
+            S = gram_rows(series[sigma][idx], series[sigma], rho, series.terms)
+            P = gram_rows(series[dsigma][idx], series[dsigma], rho, series.terms)
         else:
             blocks = np.stack(np.broadcast_arrays(diag[idx, None], K[rows], K[rows], diag[None, :]), -1).reshape(idx.size, -1, 2, 2)
             S = expectation((sigma, sigma), blocks, nodes=nodes)
