@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 
 import jax
@@ -33,19 +34,20 @@ __all__ = ["mehler_pairs", "CoefficientTables", "coefficient_tables", "gram_rows
 
 MAX_TERMS = 768
 _FIRST_TERMS = 96
+_NODE_MARGIN = 64  # Gauss–Hermite nodes beyond the series length at rho = 1 (the rule aliases orders near 2 nodes - n)
+_PROBES = 16  # variances on which the series length at rho = 1 is found (quantiles, the largest among them)
 _TAIL = 1e-14
 _PAIR_CHUNK = 8192
 _UNROLL = 4  # Horner steps per loop iteration: fewer passes over the accumulator (gelu, 8192 gathered pairs, 122 terms: 4.5 -> 3.6 ms)
 
 
 @functools.lru_cache(maxsize=None)
-def _scaled_hermite_functions(terms: int):
-    """Gauss–Hermite nodes u_q and the matrix W[q, n] = w_q psi_n(u_q) (weights for N(0, 1)).
+def _scaled_hermite_functions(terms: int, nodes: int):
+    """Gauss–Hermite nodes u_q (``nodes`` of them) and the matrix W[q, n] = w_q psi_n(u_q), n < terms (weights for N(0, 1)).
 
     psi_n e^{-u^2/4} is bounded, so it is built by the three-term recurrence and the weight is
     applied as w_q e^{u_q^2/4}.
     """
-    nodes = terms + 64
     u, w = roots_hermitenorm(nodes)
     w = w / math.sqrt(2 * math.pi)
     damped = np.empty((nodes, terms))
@@ -59,16 +61,18 @@ def _scaled_hermite_functions(terms: int):
     return u, lifted[:, None] * damped
 
 
-def _coefficients(functions: tuple, variances: np.ndarray, terms: int) -> tuple[jax.Array, np.ndarray]:
-    """f_n(v) = E[f(sqrt(v) u) psi_n(u)] for n < terms: (tables (functions, variances, terms) on the
-    device, largest (functions, terms): max over the variances of |f_n|) (cached)."""
-    key = (functions, terms, variances.tobytes())
+def _coefficients(functions: tuple, variances: np.ndarray, terms: int, nodes: int | None = None) -> tuple[jax.Array, np.ndarray]:
+    """f_n(v) = E[f(sqrt(v) u) psi_n(u)] for n < terms by the Gauss–Hermite rule of ``nodes`` nodes
+    (default terms + _NODE_MARGIN): (tables (functions, variances, terms) on the device, largest
+    (functions, terms): max over the variances of |f_n|) (cached)."""
+    nodes = nodes or terms + _NODE_MARGIN
+    key = (functions, terms, nodes, variances.tobytes())
     if key not in _COEFFICIENT_CACHE:
         if sum(values.nbytes for values, _ in _COEFFICIENT_CACHE.values()) > _CACHE_BYTES:
             _COEFFICIENT_CACHE.clear()
         bucket = max(16, 1 << int(np.ceil(np.log2(max(len(variances), 1)))))
         padded = np.concatenate([variances, np.ones(bucket - len(variances))])
-        values, largest = _coefficient_kernel(functions, terms)(jnp.asarray(padded), len(variances))
+        values, largest = _coefficient_kernel(functions, terms, nodes)(jnp.asarray(padded), len(variances))
         _COEFFICIENT_CACHE[key] = values[:, : len(variances)], np.asarray(largest)
     return _COEFFICIENT_CACHE[key]
 
@@ -78,18 +82,34 @@ _CACHE_BYTES = 1 << 28  # the cached tables are dropped beyond 256 MiB (m = 1000
 
 
 @functools.lru_cache(maxsize=None)
-def _coefficient_kernel(functions: tuple, terms: int):
-    """All functions in one compiled kernel: products of the same activation share its evaluation."""
-    u, weighted = (jnp.asarray(a) for a in _scaled_hermite_functions(terms))
+def _coefficient_kernel(functions: tuple, terms: int, nodes: int):
+    """All functions in one compiled kernel (:func:`_evaluate`) and one product with the Hermite weights."""
+    u, weighted = (jnp.asarray(a) for a in _scaled_hermite_functions(terms, nodes))
 
     @jax.jit
     def run(variances, count):
         z = jnp.sqrt(variances)[:, None] * u[None, :]
-        values = jnp.stack([f(z) for f in functions]) @ weighted
+        values = _evaluate(functions, z) @ weighted
         real = (jnp.arange(variances.shape[0]) < count)[None, :, None]  # the padding is left out of the maxima
         return values, jnp.max(jnp.where(real, jnp.abs(values), 0.0), axis=1)
 
     return run
+
+
+def _evaluate(functions: tuple, z):
+    """(functions, *z.shape): every function at z, the distinct factors of the products (e.g. sigma
+    and sigma') evaluated once and kept behind an optimization barrier (else XLA fuses them into
+    every product that uses them: 3x slower for the eight products of the gelu mean path)."""
+    flat = [_factors(f) for f in functions]
+    leaves = list(dict.fromkeys(leaf for product in flat for leaf in product))
+    values = jax.lax.optimization_barrier(jnp.stack([leaf(z) for leaf in leaves]))
+    return jnp.stack([functools.reduce(operator.mul, (values[leaves.index(leaf)] for leaf in product)) for product in flat])
+
+
+def _factors(f) -> tuple:
+    """The one-variable factors of a product of ``ntkit.gaussian.product`` (which lists them as
+    ``factors``; nested products flattened), (f,) for any other function."""
+    return tuple(leaf for g in f.factors for leaf in _factors(g)) if hasattr(f, "factors") else (f,)
 
 
 def _longer(terms: int) -> int:
@@ -131,12 +151,19 @@ def _splits(order: int) -> list[tuple[int, int]]:
     return sorted({(idx.count(0), idx.count(1)) for idx in itertools.product((0, 1), repeat=order)})
 
 
-def _converged(top_f: np.ndarray, top_g: np.ndarray, order: int) -> bool:
-    """Terms |f_n g_n| (1+n)^(order/2) of the last 16 orders, with top_f, top_g the largest |f_n|, |g_n|
-    over the samples, are below _TAIL of the leading ones."""
+def _series_terms(top_f: np.ndarray, top_g: np.ndarray, order: int, rho: float = 1.0) -> tuple[np.ndarray, float]:
+    """(bounds rho^n |f_n g_n| (1+n)^(order/2) of the terms of a series, with top_f, top_g the largest
+    |f_n|, |g_n| over the samples; the leading size |f_n g_n| it is measured against)."""
     n = np.arange(top_f.shape[0], dtype=float)
-    terms = top_f * top_g * (1.0 + n) ** (order / 2)
-    return bool(terms[-16:].max() <= _TAIL * max(top_f.max() * top_g.max(), 1e-300))
+    with np.errstate(divide="ignore", under="ignore"):
+        weight = np.exp(n * np.log(max(rho, 1e-300)))
+    return top_f * top_g * (1.0 + n) ** (order / 2) * weight, max(top_f.max() * top_g.max(), 1e-300)
+
+
+def _converged(top_f: np.ndarray, top_g: np.ndarray, order: int, rho: float = 1.0) -> bool:
+    """The terms (:func:`_series_terms`) of the last 16 orders at correlation rho are below _TAIL of the leading ones."""
+    terms, leading = _series_terms(top_f, top_g, order, rho)
+    return bool(terms[-16:].max() <= _TAIL * leading)
 
 
 def mehler_pairs(f, g, cov: np.ndarray, order: int) -> np.ndarray | None:
@@ -182,33 +209,58 @@ class CoefficientTables:
     functions: tuple
     values: jax.Array  # (functions, variances, terms + largest order), on the device
     largest: np.ndarray  # (functions, terms + largest order): max over the variances of |f_n|
-    terms: int  # the series length that passed the tail test
+    terms: int  # the series length that passed the tail test at the largest correlation asked for
+    terms_at_one: int  # the series length at rho = 1 (which fixed the quadrature rule)
 
     def __getitem__(self, f):
         """The table (variances, terms + largest order) of function f."""
         return self.values[self.functions.index(f)]
 
 
-def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = None) -> CoefficientTables | None:
+def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = None, correlation: float = 1.0) -> CoefficientTables | None:
     """Hermite coefficients of every function of ``series`` at every variance, long enough for all.
 
-    ``series``: (f, g, order) triples to be summed by :func:`gram_rows` or
-    :func:`pair_series`; the functions are kept in their order of first appearance in ``series``.
-    ``terms`` grows 1.5x at a time from ``first_terms`` (default 96; e.g. the length the previous
-    layer needed) until each series passes the tail test; ``None`` beyond ``MAX_TERMS``. All
-    functions are evaluated by one compiled kernel.
+    ``series``: (f, g, order) triples to be summed by :func:`gram_rows` or :func:`pair_series`
+    for pairs with |rho| <= ``correlation``; the functions are kept in their order of first
+    appearance in ``series``. The tables hold the terms those pairs need (each series passes the
+    tail test at rho = ``correlation``), computed by the Gauss–Hermite rule of the series length
+    at rho = 1 plus ``_NODE_MARGIN`` nodes: a rule with fewer nodes aliases the slowly decaying high
+    orders into the coefficients kept (4e-10 for gelu at m = 1000). The length at rho = 1 grows
+    with the variance (checked for every smooth activation of the registry), so it is searched on
+    ``_PROBES`` quantiles of the variances, the largest among them: it grows 1.5x at a time from
+    ``first_terms`` (default 96; e.g. the length the previous layer needed); ``None`` beyond
+    ``MAX_TERMS``. All functions are evaluated by one compiled kernel.
     """
     variances = np.asarray(variances, dtype=np.float64)
     top = max(order for _, _, order in series)
     functions = tuple(dict.fromkeys(h for f, g, _ in series for h in (f, g)))
+
+    def passed(largest, rho):
+        return all(_converged(largest[functions.index(f)], largest[functions.index(g)], order, rho) for f, g, order in series)
+
+    probes = np.unique(np.quantile(variances, np.linspace(0.0, 1.0, _PROBES)))
     terms = min(first_terms or _FIRST_TERMS, MAX_TERMS)
     while True:
-        values, largest = _coefficients(functions, variances, terms + top)
-        if all(_converged(largest[functions.index(f)], largest[functions.index(g)], order) for f, g, order in series):
-            return CoefficientTables(functions, values, largest, terms)
+        _, at_probes = _coefficients(functions, probes, terms + top)
+        if passed(at_probes, 1.0):
+            length = terms if correlation >= 1.0 else min(terms, _length_at(series, functions, at_probes, correlation))
+            values, largest = _coefficients(functions, variances, length + top, terms + top + _NODE_MARGIN)
+            if passed(largest, correlation):
+                return CoefficientTables(functions, values, largest, length, terms)
         if terms >= MAX_TERMS:
             return None
         terms = _longer(terms)
+
+
+def _length_at(series, functions: tuple, largest: np.ndarray, rho: float) -> int:
+    """The shortest length, a multiple of 64 (few compiled shapes), whose last 16 terms of every
+    series at correlation rho are below the tail (``largest`` per function, as in :func:`_converged`)."""
+    last = 0
+    for f, g, order in series:
+        terms, leading = _series_terms(largest[functions.index(f)], largest[functions.index(g)], order, rho)
+        above = np.nonzero(terms > _TAIL * leading)[0]
+        last = max(last, int(above.max()) if above.size else 0)
+    return -(-(last + 17) // 64) * 64
 
 
 @functools.lru_cache(maxsize=None)

@@ -68,9 +68,11 @@ class PairTables:
     """
 
     def __init__(self, activation: Activation, K: np.ndarray, with_stein: bool = True, nodes: int | None = None,
-                 first_terms: int | None = None, on_line: np.ndarray | None = None):
+                 first_terms: int | None = None, on_line: np.ndarray | None = None, correlation: float = 1.0):
         self.activation, self.K, self.with_stein, self.nodes, self.on_line = activation, K, with_stein, nodes, on_line
-        self.terms = None  # Mehler series length (tables on the series path only); ``first_terms`` is where its search starts
+        # Mehler series length for the pairs' correlations |rho| <= ``correlation`` and at rho = 1 (tables on
+        # the series path only); ``first_terms`` is where the search of the length at rho = 1 starts
+        self.terms = self.terms_at_one = None
         sigma, dsigma = integrands(activation)
         var = np.diagonal(K).copy()
         piecewise = isinstance(sigma, PiecewiseMonomial)
@@ -103,15 +105,15 @@ class PairTables:
             self.data = {name: jnp.asarray(value) for name, value in data.items()}
             self.structure, self.profile = _Structure(tuple(spec), with_stein, stein, kernel, piecewise=True), None
             return
-        found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var, first_terms)
+        found = coefficient_tables([(f, g, i + j) for f, g, i, j in spec], var, first_terms, correlation)
         if found is None:  # the series do not converge: 2-D quadrature on the blocks
             self.generic = True
             return
-        self.terms, funcs = found.terms, found.functions
+        self.terms, self.terms_at_one, funcs = found.terms, found.terms_at_one, found.functions
         # (terms + top, functions, samples), top the largest derivative order, with zero rows up to
-        # 96 * 2^k + top (never read: the series stop at self.terms), so that the compiled pair step
-        # sees few distinct table shapes
-        bucket = 96 << max(0, int(np.ceil(np.log2(self.terms / 96))))
+        # 96 * 2^k + top >= the length at rho = 1 (never read: the series stop at self.terms), so that the
+        # compiled pair step sees few distinct table shapes (the length at rho = 1 follows the variances only)
+        bucket = 96 << max(0, int(np.ceil(np.log2(self.terms_at_one / 96))))
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
         self.data["coefs"] = jnp.pad(jnp.transpose(found.values, (2, 0, 1)), ((0, bucket - self.terms), (0, 0), (0, 0)))
         self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein, kernel)
@@ -122,7 +124,7 @@ class PairTables:
     def terms_for(self, rho_max: float) -> int:
         """Series length for pairs with |rho| <= rho_max: terms rho^n f_n g_n below 1e-14 of the largest.
 
-        At rho_max = 1 this is the length that passed the tail test; 0 for piecewise closed forms.
+        At rho_max = ``correlation`` this is the length that passed the tail test; 0 for piecewise closed forms.
         """
         if self.profile is None:
             return 0
