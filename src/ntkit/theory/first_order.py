@@ -341,7 +341,6 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
     starts = jnp.asarray([(tile.r0, tile.c0) for tile in tiles], dtype=jnp.int32)
     zero2, zero4 = jnp.zeros((2, 2) + shape), jnp.zeros((2,) * 4 + shape)
     state = [(zero2, zero2, zero4, zero4, zero4)] * len(tiles)  # K1, theta1, V, D, F of each tile's pairs (on the device)
-    samples = (jnp.zeros(m),) * 5  # their one-sample entries [0, ..., 0] per input
     table_length = None  # the previous layer's Mehler series length at rho = 1: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
@@ -360,10 +359,9 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         else:
             theta = jnp.asarray(kernels[1])
             for i, tile in enumerate(traced):
-                state[i] = _pair_step(source.structure, source.data, tile, source.terms_for(float(largest[i])), state[i], samples, h, ratio, theta)
-        samples = _sample_entries(m, _row_tiles(tiles), state)
+                state[i] = _pair_step(source.structure, source.data, tile, source.terms_for(float(largest[i])), state[i], h, ratio, theta)
         for name, k in (("K1", 0), ("theta1", 1)):
-            out[name][layer - 1] = np.asarray(_gram(m, tuple(tiles), [s[k] for s in state], samples[k]))
+            out[name][layer - 1] = np.asarray(_gram(m, tuple(tiles), [s[k] for s in state]))
     return out
 
 
@@ -388,37 +386,15 @@ def _largest_correlations(K, starts, rows: int, cols: int):
     return jax.vmap(largest)(starts)
 
 
-def _row_tiles(tiles: list[Tile]) -> tuple:
-    """(index, r0) of the first tile of each row start: together they hold every input as a row."""
-    first = {}
-    for i, tile in enumerate(tiles):
-        first.setdefault(tile.r0, i)
-    return tuple((i, r0) for r0, i in first.items())
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _sample_entries(m: int, row_tiles: tuple, states: list) -> tuple:
-    """The one-sample entries [0, ..., 0] of K1, theta1, V, D and F per input (m,): input a read from a
-    tile of ``row_tiles`` holding it as a row (its value in every pair (a, b) of that row)."""
-    out = []
-    for k in range(5):
-        values = jnp.zeros(m)
-        for i, r0 in row_tiles:
-            entry = states[i][k][(0,) * (states[i][k].ndim - 2)]
-            values = jax.lax.dynamic_update_slice(values, entry[:, 0], (r0,))
-        out.append(values)
-    return tuple(out)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _gram(m: int, tiles: tuple, states: list, diagonal):
+def _gram(m: int, tiles: tuple, states: list):
     """The m x m Gram from each tile's (2, 2, rows, cols) entries: [0, 1] on its pairs a < b, mirrored
-    (exactly symmetric), and ``diagonal`` (m,)."""
-    upper = jnp.zeros((m, m))
-    for tile, entries_ in zip(tiles, states):
-        rows, cols = tile.rows, tile.cols
-        current = jax.lax.dynamic_slice(upper, (tile.r0, tile.c0), (rows, cols))
-        upper = jax.lax.dynamic_update_slice(upper, jnp.where(tile.upper(), entries_[0, 1], current), (tile.r0, tile.c0))
+    (exactly symmetric), and on the diagonal [0, 0] of each row (the sample-a entry of any pair holding a)."""
+    upper, diagonal = jnp.zeros((m, m)), jnp.zeros(m)
+    for tile, table in zip(tiles, states):
+        current = jax.lax.dynamic_slice(upper, (tile.r0, tile.c0), (tile.rows, tile.cols))
+        upper = jax.lax.dynamic_update_slice(upper, jnp.where(tile.upper(), table[0, 1], current), (tile.r0, tile.c0))
+        diagonal = jax.lax.dynamic_update_slice(diagonal, table[0, 0, :, 0], (tile.r0,))
     return upper + upper.T + jnp.diag(diagonal)
 
 
@@ -428,12 +404,8 @@ def _traced(tile: Tile) -> Tile:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _pair_step(structure, data, tile, terms, state, samples, h, ratio, theta):
+def _pair_step(structure, data, tile, terms, state, h, ratio, theta):
     """One mean-path step of a tile of pairs: their tables and :func:`first_order_step`, compiled together.
-
-    The one-sample entries [0, ..., 0] and [1, ..., 1] of the state come from ``samples`` (per input,
-    :func:`_sample_entries`) as rows and columns of the tile, so that XLA computes the new ones per
-    input, not per pair (like every one-sample table).
 
     The step runs entry by entry on arrays over the tile (:func:`~ntkit.theory.pair_tables.entries`),
     and every symmetric tensor is read and written through its canonical entries
@@ -446,8 +418,7 @@ def _pair_step(structure, data, tile, terms, state, samples, h, ratio, theta):
     ratio = _as_entry(ratio)
     tab = pair_layer_tables(structure, data, tile, terms)
     K, th = tile.block(data["K"]), tile.block(theta)
-    old = FirstOrderState(K, th, *(_symmetric(_with_samples(entries(s), tile.first(v), tile.second(v)), _SYMMETRIES[i])
-                                   for i, (s, v) in enumerate(zip(state, samples))), None, None)
+    old = FirstOrderState(K, th, *(_symmetric(entries(s), _SYMMETRIES[i]) for i, s in enumerate(state)), None, None)
     new = first_order_step(old, tab, h, ratio, None, None, fluctuations=False)
     shape = (tile.rows, tile.cols)
     return tuple(dense(_symmetric(t, _SYMMETRIES[i]), shape) for i, t in enumerate((new.K1, new.theta1, new.V, new.D, new.F)))
@@ -458,12 +429,6 @@ _WITHIN_PAIRS = ((0, 1, 2, 3), (1, 0, 2, 3), (0, 1, 3, 2), (1, 0, 3, 2))
 _PAIR_SWAP = ((0, 1, 2, 3), (2, 3, 0, 1))
 # index permutations leaving K1, theta1, V_(12)(34), D_(12)(34) and F invariant
 _SYMMETRIES = (_PAIR_SYMMETRY, _PAIR_SYMMETRY, _WITHIN_PAIRS + tuple(p[2:] + p[:2] for p in _WITHIN_PAIRS), _WITHIN_PAIRS, _PAIR_SWAP)
-
-
-def _with_samples(table: np.ndarray, first, second) -> np.ndarray:
-    """``table`` (object array) with its one-sample entries [0, ..., 0] = ``first`` and [1, ..., 1] = ``second``."""
-    table[(0,) * table.ndim], table[(1,) * table.ndim] = first, second
-    return table
 
 
 def _as_entry(scalar) -> np.ndarray:
