@@ -389,13 +389,27 @@ def _largest_correlations(K, starts, rows: int, cols: int):
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _gram(m: int, tiles: tuple, states: list):
     """The m x m Gram from each tile's (2, 2, rows, cols) entries: [0, 1] on its pairs a < b, mirrored
-    (exactly symmetric), and on the diagonal [0, 0] of each row (the sample-a entry of any pair holding a)."""
-    upper, diagonal = jnp.zeros((m, m)), jnp.zeros(m)
-    for tile, table in zip(tiles, states):
-        current = jax.lax.dynamic_slice(upper, (tile.r0, tile.c0), (tile.rows, tile.cols))
-        upper = jax.lax.dynamic_update_slice(upper, jnp.where(tile.upper(), table[0, 1], current), (tile.r0, tile.c0))
-        diagonal = jax.lax.dynamic_update_slice(diagonal, table[0, 0, :, 0], (tile.r0,))
-    return upper + upper.T + jnp.diag(diagonal)
+    (exactly symmetric), and on the diagonal the entries [0, 0] of the diagonal tiles (the sample-a
+    entry of any pair holding a). The tiles of :func:`_tiles` start on one grid for rows and
+    columns; past the overlap of the last start each owns a block, and the blocks are concatenated."""
+    size = tiles[0].rows
+    starts = sorted({tile.r0 for tile in tiles})
+    skip = [0] + [max(0, before + size - start) for before, start in zip(starts, starts[1:])]  # rows owned by the previous start
+    table = {(tile.r0, tile.c0): states[i] for i, tile in enumerate(tiles)}
+    rows, diagonal = [], []
+    for r0, r_skip in zip(starts, skip):
+        blocks = []
+        for c0, c_skip in zip(starts, skip):
+            shape = (size - r_skip, size - c_skip)
+            if (r0, c0) in table:
+                wanted = Tile(r0, c0, size, size).upper()[r_skip:, c_skip:]
+                blocks.append(jnp.where(wanted, table[r0, c0][0, 1, r_skip:, c_skip:], 0.0))
+            else:  # below the diagonal
+                blocks.append(jnp.zeros(shape))
+        rows.append(jnp.concatenate(blocks, axis=1))
+        diagonal.append(table[r0, r0][0, 0, r_skip:, 0])
+    upper = jnp.concatenate(rows, axis=0)
+    return upper + upper.T + jnp.diag(jnp.concatenate(diagonal))
 
 
 def _traced(tile: Tile) -> Tile:
