@@ -250,7 +250,7 @@ def pair_layer_tables(structure: _Structure, data: dict, tile: Tile, terms) -> L
         stein = structure.stein(va, vb, kab, tile.cross(data["on_line"]))
     else:
         stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
-    stein = list(jax.lax.optimization_barrier(stein))  # else XLA recomputes the closed forms for every table entry (10x slower)
+    stein = list(jax.lax.optimization_barrier(jnp.stack([jnp.broadcast_to(split, kab.shape) for split in stein])))  # else XLA recomputes the closed forms for every table entry (10x slower)
     one_sample = {name: (tile.first(data[name]), tile.second(data[name])) for name in ("A2", "A4", "B2", "B4", "C")}
     A2 = _stein_entries(stein[0:3], *one_sample["A2"], 2)
     A4 = _stein_entries(stein[3:8], *one_sample["A4"], 4)
