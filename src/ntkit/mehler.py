@@ -243,7 +243,7 @@ def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = 
     while True:
         _, at_probes = _coefficients(functions, probes, terms + top)
         if passed(at_probes, 1.0):
-            length = terms if correlation >= 1.0 else min(terms, _length_at(series, functions, at_probes, correlation))
+            length = terms if correlation >= 1.0 else _length_at(series, functions, at_probes, correlation, terms)
             values, largest = _coefficients(functions, variances, length + top, terms + top + _NODE_MARGIN)
             if passed(largest, correlation):
                 return CoefficientTables(functions, values, largest, length, terms)
@@ -252,15 +252,16 @@ def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = 
         terms = _longer(terms)
 
 
-def _length_at(series, functions: tuple, largest: np.ndarray, rho: float) -> int:
-    """The shortest length, a multiple of 64 (few compiled shapes), whose last 16 terms of every
-    series at correlation rho are below the tail (``largest`` per function, as in :func:`_converged`)."""
+def _length_at(series, functions: tuple, largest: np.ndarray, rho: float, terms: int) -> int:
+    """The shortest of terms/2, 3 terms/4 and ``terms`` (multiples of 8: few compiled shapes as the
+    inputs change) whose last 16 terms of every series at correlation rho are below the tail
+    (``largest`` per function, as in :func:`_converged`)."""
     last = 0
     for f, g, order in series:
-        terms, leading = _series_terms(largest[functions.index(f)], largest[functions.index(g)], order, rho)
-        above = np.nonzero(terms > _TAIL * leading)[0]
+        bounds, leading = _series_terms(largest[functions.index(f)], largest[functions.index(g)], order, rho)
+        above = np.nonzero(bounds > _TAIL * leading)[0]
         last = max(last, int(above.max()) if above.size else 0)
-    return -(-(last + 17) // 64) * 64
+    return next(length for length in (-(-terms // 16) * 8, -(-3 * terms // 32) * 8, terms) if length >= min(last + 17, terms))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,48 @@
+"""Mehler series tables (``ntkit.mehler``) against 2-D quadrature, and the claim their length search rests on."""
+
+import numpy as np
+import pytest
+
+from ntkit import mehler
+from ntkit.activations import get_activation, names
+from ntkit.gaussian import PiecewiseMonomial, expectation, product
+from ntkit.theory.tables import integrands
+
+SMOOTH = [name for name in names() if not isinstance(integrands(get_activation(name))[0], PiecewiseMonomial)]
+
+
+def test_tables_for_bounded_correlations_are_shorter_and_agree_with_quadrature():
+    """Tables for |rho| <= 0.8 (the gelu products of the mean path, variances 0.6 to 5.3) keep fewer
+    terms than those for rho = 1 and their series equal graded Gauss–Legendre 2-D quadrature."""
+    gelu = get_activation("gelu")
+    s, d = gelu.fn, gelu.derivative(1)
+    series = [(product(s, s, s), s, 0), (product(s, s), product(s, s), 0), (product(s, d), product(s, d), 0), (d, product(s, s, d), 0)]
+    variances = np.array([0.6, 1.7, 3.1, 5.3])
+    short = mehler.coefficient_tables(series, variances, correlation=0.8)
+    full = mehler.coefficient_tables(series, variances)
+    assert short.terms < full.terms == short.terms_at_one == full.terms_at_one
+    rho = np.array([[0.8, -0.8, 0.5, 0.0], [-0.3, 0.8, -0.8, 0.7], [0.1, 0.79, -0.8, 0.8], [0.8, 0.2, -0.6, -0.8]])
+    for f, g, _ in series:
+        got = mehler.gram_rows(np.asarray(short[f]), np.asarray(short[g]), rho, short.terms)
+        want = np.empty_like(got)
+        for a, b in np.ndindex(rho.shape):
+            c = rho[a, b] * np.sqrt(variances[a] * variances[b])
+            want[a, b] = expectation((f, g), np.array([[variances[a], c], [c, variances[b]]]), nodes=96)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_series_length_at_rho_one_grows_with_the_variance(name):
+    """The length search runs on a few variances, the largest among them, because the number of
+    Hermite coefficients above the tail grows with the variance: checked for sigma, sigma'^2,
+    sigma^3 and sigma sigma'^2 of every smooth activation, variances 0.05 to 1."""
+    s, d = integrands(get_activation(name))
+    functions = (s, product(d, d), product(s, s, s), product(s, d, d))
+    variances = np.geomspace(0.05, 1.0, 12)
+    values, _ = mehler._coefficients(functions, variances, 768)
+    values = np.abs(np.asarray(values))  # (functions, variances, terms)
+    for table in values:
+        above = table > 1e-12 * table.max()
+        lengths = [int(np.nonzero(row)[0].max()) for row in above]
+        assert lengths[-1] < 740, "the grid must resolve the largest variance"
+        assert np.all(np.diff(lengths) >= 0), lengths
