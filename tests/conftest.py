@@ -7,8 +7,11 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# a command invoked without --no-compilation-cache writes compiled programs here, not in the user's home
-os.environ["NTKIT_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "ntkit-test-compilation-cache")
+# a command invoked without --no-compilation-cache writes compiled programs in a directory of this run
+# (removed at exit), never in the user's home nor among entries an earlier run left: reading one of
+# those once crashed the test process inside JAX's cache
+_COMPILATION_CACHE = tempfile.TemporaryDirectory(prefix="ntkit-test-compilation-cache-")
+os.environ["NTKIT_CACHE_DIR"] = _COMPILATION_CACHE.name
 
 
 def pytest_addoption(parser):
