@@ -7,9 +7,10 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# a command invoked without --no-compilation-cache writes compiled programs in a directory of this run
-# (removed at exit), never in the user's home nor among entries an earlier run left: reading one of
-# those once crashed the test process inside JAX's cache
+# commands invoked in this process pass --no-compilation-cache: the CLI turns JAX's persistent cache on
+# for the whole process, and with it on for every later test, JAX's own (de)serialization of a sampler
+# executable crashed the test process (segfault, abort). A command that does not pass it (tests/test_cli.py
+# runs them in subprocesses) writes compiled programs in a directory of this run, removed at exit.
 _COMPILATION_CACHE = tempfile.TemporaryDirectory(prefix="ntkit-test-compilation-cache-")
 os.environ["NTKIT_CACHE_DIR"] = _COMPILATION_CACHE.name
 

@@ -243,17 +243,17 @@ def test_cli_sample_writes_estimates_and_rejects_bad_input(tmp_path):
 
     out = tmp_path / "mc.nc"
     runner = CliRunner()
-    result = runner.invoke(app, ["sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
+    result = runner.invoke(app, ["--no-compilation-cache", "sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
                                  "--seed", "11", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "layer 2" in result.output and "theta" in result.output
     ds = load(out)
     direct = sample(ntkit.MLP(depth=2, activation="tanh"), ntkit.cli._inputs.EXAMPLE_INPUTS, width=5, n_networks=300, seed=11)
     np.testing.assert_array_equal(ds["V"].values, direct["V"].values)
-    means = runner.invoke(app, ["sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
+    means = runner.invoke(app, ["--no-compilation-cache", "sample", "--activation", "tanh", "--depth", "2", "--width", "5", "--networks", "300",
                                 "--seed", "11", "--statistics", "mean"])
     assert means.exit_code == 0 and "theta" in means.output and "V " not in means.output, means.output
-    wrong = runner.invoke(app, ["sample", "--networks", "10", "--statistics", "cumulants"])
+    wrong = runner.invoke(app, ["--no-compilation-cache", "sample", "--networks", "10", "--statistics", "cumulants"])
     assert wrong.exit_code == 2 and "statistics" in wrong.output
-    bad = runner.invoke(app, ["sample", "--width", "0", "--networks", "10"])
+    bad = runner.invoke(app, ["--no-compilation-cache", "sample", "--width", "0", "--networks", "10"])
     assert bad.exit_code == 2 and "error:" in bad.output and "width" in bad.output

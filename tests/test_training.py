@@ -104,7 +104,7 @@ def test_dynamics_study_cli_writes_data_and_figures(tmp_path):
     from ntkit.studies.dynamics_figures import DYNAMICS_FIGURES
 
     out = tmp_path / "dyn"
-    result = CliRunner().invoke(app, ["dynamics-study", "--widths", "16,32", "--seeds", "1", "--steps", "20",
+    result = CliRunner().invoke(app, ["--no-compilation-cache", "dynamics-study", "--widths", "16,32", "--seeds", "1", "--steps", "20",
                                       "--n-train", "6", "--n-test", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "end of training" in result.output and "kernel change" in result.output
