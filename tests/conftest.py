@@ -15,6 +15,15 @@ _COMPILATION_CACHE = tempfile.TemporaryDirectory(prefix="ntkit-test-compilation-
 os.environ["NTKIT_CACHE_DIR"] = _COMPILATION_CACHE.name
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilations():
+    """Drop JAX's compiled programs after each test file: one process compiling the whole suite's
+    programs crashed inside XLA's compiler near the end (segfault while compiling a sampler program
+    that compiles fine in a shorter run)."""
+    yield
+    jax.clear_caches()
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow")
 
