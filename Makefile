@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# the test suite runs in this many processes (pytest-xdist); tests sharing a costly module fixture stay in one
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test validate bench peer clean
@@ -16,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ntkit demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup
 
 validate: $(STAMP)
 	$(PY) -m pytest tests -m slow --run-slow

@@ -33,6 +33,8 @@ scan_networks = 100
 """
 
 runner = CliRunner()
+# one worker runs this file (make test runs the suite in processes): the study of tiny_study is computed once
+pytestmark = pytest.mark.xdist_group("width_study")
 
 
 @pytest.fixture(scope="module")
