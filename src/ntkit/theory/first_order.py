@@ -339,8 +339,9 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
     traced = [_traced(tile) for tile in tiles]
     shape = (tiles[0].rows, tiles[0].cols)
     starts = jnp.asarray([(tile.r0, tile.c0) for tile in tiles], dtype=jnp.int32)
-    zero2, zero4 = jnp.zeros((2, 2) + shape), jnp.zeros((2,) * 4 + shape)
-    state = [(zero2, zero2, zero4, zero4, zero4)] * len(tiles)  # K1, theta1, V, D, F of each tile's pairs (on the device)
+    zero = jnp.zeros(shape)
+    # K1, theta1, V, D, F of each tile's pairs (on the device): each the tuple of its distinct entries (:func:`_planes`)
+    state = [tuple((zero,) * len(_distinct_entries(perms)) for perms in _SYMMETRIES)] * len(tiles)
     table_length = None  # the previous layer's Mehler series length at rho = 1: where the next layer's search starts
     for layer in range(2, mlp.depth + 1):
         kernels = full_kernels[layer - 2] + full_kernels[layer - 1]  # K, theta of layers l and l + 1
@@ -353,13 +354,16 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
         if source.generic:
             for i, tile in enumerate(tiles):
                 blocks = [tile.dense_block(k).reshape(2, 2, -1) for k in kernels]
-                old = FirstOrderState(blocks[0], blocks[1], *(s.reshape(s.shape[:-2] + (-1,)) for s in state[i]), None, None)
+                inherited = (dense(_table(s, perms), shape).reshape((2,) * len(perms[0]) + (-1,)) for s, perms in zip(state[i], _SYMMETRIES))
+                old = FirstOrderState(blocks[0], blocks[1], *inherited, None, None)
                 new = _step(old, source.tables(tile), h, ratio, blocks[2], blocks[3], fluctuations=False)
-                state[i] = tuple(s.reshape(s.shape[:-1] + shape) for s in (new.K1, new.theta1, new.V, new.D, new.F))
+                state[i] = tuple(_planes(entries(t.reshape(t.shape[:-1] + shape)), perms, shape)
+                                 for t, perms in zip((new.K1, new.theta1, new.V, new.D, new.F), _SYMMETRIES))
         else:
             theta = jnp.asarray(kernels[1])
+            lengths = source.terms_for(largest)
             for i, tile in enumerate(traced):
-                state[i] = _pair_step(source.structure, source.data, tile, source.terms_for(float(largest[i])), state[i], h, ratio, theta)
+                state[i] = _pair_step(source.structure, source.data, tile, int(lengths[i]), state[i], h, ratio, theta)
         for name, k in (("K1", 0), ("theta1", 1)):
             out[name][layer - 1] = np.asarray(_gram(m, tuple(tiles), [s[k] for s in state]))
     return out
@@ -388,14 +392,14 @@ def _largest_correlations(K, starts, rows: int, cols: int):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _gram(m: int, tiles: tuple, states: list):
-    """The m x m Gram from each tile's (2, 2, rows, cols) entries: [0, 1] on its pairs a < b, mirrored
+    """The m x m Gram from each tile's distinct entries (rows, cols): [0, 1] on its pairs a < b, mirrored
     (exactly symmetric), and on the diagonal the entries [0, 0] of the diagonal tiles (the sample-a
     entry of any pair holding a). The tiles of :func:`_tiles` start on one grid for rows and
     columns; past the overlap of the last start each owns a block, and the blocks are concatenated."""
     size = tiles[0].rows
     starts = sorted({tile.r0 for tile in tiles})
     skip = [0] + [max(0, before + size - start) for before, start in zip(starts, starts[1:])]  # rows owned by the previous start
-    table = {(tile.r0, tile.c0): states[i] for i, tile in enumerate(tiles)}
+    table = {(tile.r0, tile.c0): states[i] for i, tile in enumerate(tiles)}  # the distinct entries [0, 0], [0, 1], [1, 1]
     rows, diagonal = [], []
     for r0, r_skip in zip(starts, skip):
         blocks = []
@@ -403,11 +407,11 @@ def _gram(m: int, tiles: tuple, states: list):
             shape = (size - r_skip, size - c_skip)
             if (r0, c0) in table:
                 wanted = Tile(r0, c0, size, size).upper()[r_skip:, c_skip:]
-                blocks.append(jnp.where(wanted, table[r0, c0][0, 1, r_skip:, c_skip:], 0.0))
+                blocks.append(jnp.where(wanted, table[r0, c0][1][r_skip:, c_skip:], 0.0))
             else:  # below the diagonal
                 blocks.append(jnp.zeros(shape))
         rows.append(jnp.concatenate(blocks, axis=1))
-        diagonal.append(table[r0, r0][0, 0, r_skip:, 0])
+        diagonal.append(table[r0, r0][0][r_skip:, 0])
     upper = jnp.concatenate(rows, axis=0)
     return upper + upper.T + jnp.diag(jnp.concatenate(diagonal))
 
@@ -432,10 +436,10 @@ def _pair_step(structure, data, tile, terms, state, h, ratio, theta):
     ratio = _as_entry(ratio)
     tab = pair_layer_tables(structure, data, tile, terms)
     K, th = tile.block(data["K"]), tile.block(theta)
-    old = FirstOrderState(K, th, *(_symmetric(entries(s), _SYMMETRIES[i]) for i, s in enumerate(state)), None, None)
+    old = FirstOrderState(K, th, *(_table(s, perms) for s, perms in zip(state, _SYMMETRIES)), None, None)
     new = first_order_step(old, tab, h, ratio, None, None, fluctuations=False)
     shape = (tile.rows, tile.cols)
-    return tuple(dense(_symmetric(t, _SYMMETRIES[i]), shape) for i, t in enumerate((new.K1, new.theta1, new.V, new.D, new.F)))
+    return tuple(_planes(t, perms, shape) for t, perms in zip((new.K1, new.theta1, new.V, new.D, new.F), _SYMMETRIES))
 
 
 _PAIR_SYMMETRY = ((0, 1), (1, 0))
@@ -452,12 +456,29 @@ def _as_entry(scalar) -> np.ndarray:
     return out
 
 
-def _symmetric(table: np.ndarray, perms) -> np.ndarray:
-    """``table`` (object array) with every entry replaced by that of its canonical index (the
-    smallest of its images under ``perms``)."""
-    out = np.empty(table.shape, dtype=object)
-    for idx in np.ndindex(table.shape):
-        out[idx] = table[min(tuple(idx[k] for k in perm) for perm in perms)]
+def _canonical(idx: tuple, perms) -> tuple:
+    """The canonical index of ``idx``: the smallest of its images under ``perms``."""
+    return min(tuple(idx[k] for k in perm) for perm in perms)
+
+
+@functools.lru_cache(maxsize=None)
+def _distinct_entries(perms) -> tuple:
+    """The canonical indices of a table (2,) * order invariant under ``perms`` (index permutations of length order)."""
+    return tuple(sorted({_canonical(idx, perms) for idx in np.ndindex((2,) * len(perms[0]))}))
+
+
+def _planes(table: np.ndarray, perms, shape: tuple) -> tuple:
+    """The distinct entries of ``table`` (object array invariant under ``perms``) as float64 arrays of
+    ``shape`` (structural zeros broadcast): the state a tile keeps, with no entry stored twice."""
+    return tuple(jnp.broadcast_to(jnp.asarray(table[idx], jnp.float64), shape) for idx in _distinct_entries(perms))
+
+
+def _table(planes: tuple, perms) -> np.ndarray:
+    """Inverse of :func:`_planes`: the object array whose entries are the planes of their canonical indices."""
+    distinct = _distinct_entries(perms)
+    out = np.empty((2,) * len(perms[0]), dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = planes[distinct.index(_canonical(idx, perms))]
     return out
 
 

@@ -121,18 +121,17 @@ class PairTables:
         n = np.arange(self.terms)
         self.profile = np.max([largest[f][n + i] * largest[g][n + j] * (1.0 + n) ** ((i + j) / 2) for f, g, i, j in spec], axis=0)
 
-    def terms_for(self, rho_max: float) -> int:
-        """Series length for pairs with |rho| <= rho_max: terms rho^n f_n g_n below 1e-14 of the largest.
-
-        At rho_max = ``correlation`` this is the length that passed the tail test; 0 for piecewise closed forms.
-        """
+    def terms_for(self, rho_max):
+        """Series lengths for pairs with |rho| <= rho_max (a float or an array of them): the terms
+        rho^n f_n g_n down to 1e-14 of the largest. At rho_max = ``correlation`` this is the length that
+        passed the tail test; 0 for piecewise closed forms."""
+        rho_max = np.asarray(rho_max, dtype=float)
         if self.profile is None:
-            return 0
-        n = np.arange(self.terms)
-        with np.errstate(divide="ignore"):
-            weighted = self.profile * np.exp(n * np.log(max(rho_max, 1e-300)))
-        above = np.nonzero(weighted > _TAIL * self.profile.max())[0]
-        return int(min(self.terms, above.max() + 1 if above.size else 1))
+            return np.zeros(rho_max.shape, dtype=int)[()]
+        log_rho = np.log(np.maximum(rho_max, 1e-300))[..., None]
+        above = self.profile * np.exp(np.arange(self.terms) * log_rho) > _TAIL * self.profile.max()
+        last = self.terms - np.argmax(above[..., ::-1], axis=-1)  # one past the last term above the tail
+        return np.where(above.any(axis=-1), last, 1)[()]
 
     def tables(self, tile: "Tile") -> LayerTables:
         """Tables of the two-sample problems of ``tile`` (P = 2, the tile's pairs flattened on the last axis)."""
@@ -140,7 +139,7 @@ class PairTables:
             on_line = None if self.on_line is None else tile.dense_block(self.on_line).reshape(2, 2, -1)
             return layer_tables(self.activation, tile.dense_block(self.K).reshape(2, 2, -1), with_stein=self.with_stein, nodes=self.nodes,
                                 with_q=False, on_line=on_line)
-        terms = self.terms_for(float(tile.cross(np.abs(correlations(self.K))).max()))
+        terms = int(self.terms_for(tile.cross(np.abs(correlations(self.K))).max()))
         tab = _pair_layer_tables_jit(self.structure, self.data, tile, terms)
         return jax.tree_util.tree_map(lambda table: np.asarray(table).reshape(table.shape[:-2] + (-1,)), tab)
 
@@ -250,7 +249,11 @@ def pair_layer_tables(structure: _Structure, data: dict, tile: Tile, terms) -> L
         stein = structure.stein(va, vb, kab, tile.cross(data["on_line"]))
     else:
         stein = structure.stein(va, vb, kab) if structure.stein else values[10:]
-    stein = list(jax.lax.optimization_barrier(jnp.stack([jnp.broadcast_to(split, kab.shape) for split in stein])))  # else XLA recomputes the closed forms for every table entry (10x slower)
+    # the distinct splits behind one barrier, else XLA recomputes the closed forms for every table entry (10x slower)
+    distinct = {id(split): k for k, split in reversed(list(enumerate(stein)))}  # first position of each array
+    order = sorted(set(distinct.values()))
+    stacked = jax.lax.optimization_barrier(jnp.stack([jnp.broadcast_to(stein[k], kab.shape) for k in order]))
+    stein = [stacked[order.index(distinct[id(split)])] for split in stein]
     one_sample = {name: (tile.first(data[name]), tile.second(data[name])) for name in ("A2", "A4", "B2", "B4", "C")}
     A2 = _stein_entries(stein[0:3], *one_sample["A2"], 2)
     A4 = _stein_entries(stein[3:8], *one_sample["A4"], 4)
@@ -346,11 +349,12 @@ def _closed_stein(derivatives):
 
     def stein(kaa, kbb, kab):
         d = derivatives(kaa, kbb, kab)
-        p = d["p"]
-        g2, g4 = [2 * d["g_a"], p, 2 * d["g_b"]], [4 * d["g_aa"], 2 * d["p_a"], d["p_c"], 2 * d["p_b"], 4 * d["g_bb"]]
-        p2, p4 = [2 * d["p_a"], d["p_c"], 2 * d["p_b"]], [4 * d["p_aa"], 2 * d["p_ac"], d["p_cc"], 2 * d["p_bc"], 4 * d["p_bb"]]
+        p, p_c = d["p"], d["p_c"]
+        g_a, g_b, p_a, p_b = 2 * d["g_a"], 2 * d["g_b"], 2 * d["p_a"], 2 * d["p_b"]  # each once: equal splits are one array
+        g2, g4 = [g_a, p, g_b], [4 * d["g_aa"], p_a, p_c, p_b, 4 * d["g_bb"]]
+        p2, p4 = [p_a, p_c, p_b], [4 * d["p_aa"], 2 * d["p_ac"], d["p_cc"], 2 * d["p_bc"], 4 * d["p_bb"]]
         # C: (sigma on 0, sigma' on 1) with d_0, d_1; then (sigma' on 0, sigma on 1) with d_0, d_1
-        return g2 + g4 + p2 + p4 + [p, 2 * d["g_b"], 2 * d["g_a"], p]
+        return g2 + g4 + p2 + p4 + [p, g_b, g_a, p]
 
     return stein
 
