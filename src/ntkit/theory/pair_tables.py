@@ -115,7 +115,7 @@ class PairTables:
         # compiled pair step sees few distinct table shapes (the length at rho = 1 follows the variances only)
         bucket = 96 << max(0, int(np.ceil(np.log2(self.terms_at_one / 96))))
         self.data = {name: jnp.asarray(value) for name, value in data.items()}
-        self.data["coefs"] = jnp.pad(jnp.transpose(found.values, (2, 0, 1)), ((0, bucket - self.terms), (0, 0), (0, 0)))
+        self.data["coefs"] = _series_layout(found.values, bucket - self.terms)
         self.structure = _Structure(tuple((funcs.index(f), funcs.index(g), i, j) for f, g, i, j in spec), with_stein, stein, kernel)
         largest = dict(zip(funcs, found.largest))
         n = np.arange(self.terms)
@@ -289,6 +289,13 @@ def _pick(rows: list, index: np.ndarray, order: int) -> np.ndarray:
     for k, i in enumerate(index):
         out[k] = rows[i]
     return out.reshape((2,) * order)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _series_layout(values, padding: int):
+    """Coefficient tables (functions, samples, terms) as (terms + padding, functions, samples): each
+    term's coefficients contiguous for the Horner sums, zero rows appended (one compiled pass)."""
+    return jnp.pad(jnp.transpose(values, (2, 0, 1)), ((0, padding), (0, 0), (0, 0)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
