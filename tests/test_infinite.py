@@ -145,7 +145,7 @@ def _quad_split(f, g, cov):
     return sum(quad(lambda u1: f(l00 * u1) * inner(u1) * norm.pdf(u1), a, b)[0] for a, b in ((-12, 0), (0, 12)))
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+@pytest.mark.parametrize("activation", ["tanh", pytest.param("softplus", marks=pytest.mark.slow)])  # nested adaptive quadratures: 20-30 s each
 def test_large_input_variances_against_scipy_quadrature(activation):
     """Inputs of variance 4.7 to 147 (unnormalised data): the Mehler series no longer converges and the
     2-D quadrature takes over. Every entry of layer 2 agrees with scipy's nested quadrature, and

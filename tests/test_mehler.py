@@ -46,3 +46,20 @@ def test_series_length_at_rho_one_grows_with_the_variance(name):
         lengths = [int(np.nonzero(row)[0].max()) for row in above]
         assert lengths[-1] < 740, "the grid must resolve the largest variance"
         assert np.all(np.diff(lengths) >= 0), lengths
+
+
+@pytest.mark.parametrize("name", ["gelu", "tanh", "erf", "sigmoid"])
+def test_kept_coefficients_are_not_aliased(name):
+    """The tables for |rho| <= 0.8 keep fewer orders than the series needs at rho = 1, but their
+    Gauss–Hermite rule has as many nodes as the length at rho = 1 (plus a margin): a rule of N nodes
+    aliases orders near 2N - n into f_n. They equal a rule of twice as many nodes to 2e-11 of the
+    largest coefficient; a rule half-way between the two lengths is off by up to 2e-9 (tanh)."""
+    s, d = integrands(get_activation(name))
+    series = [(product(s, s, s), s, 0), (product(s, s), product(s, s), 0), (product(s, d), product(s, d), 0), (d, product(s, s, d), 0)]
+    variances = np.geomspace(0.3, 3.0, 6)
+    tables = mehler.coefficient_tables(series, variances, correlation=0.8)
+    assert tables.terms < tables.terms_at_one
+    finer, _ = mehler._coefficients(tables.functions, variances, tables.terms, 2 * (tables.terms_at_one + mehler._NODE_MARGIN))
+    finer = np.asarray(finer)
+    scale = np.abs(finer).max(axis=(1, 2), keepdims=True)
+    np.testing.assert_array_less(np.abs(np.asarray(tables.values) - finer) / scale, 2e-11)

@@ -225,7 +225,8 @@ def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = 
     appearance in ``series``. The tables hold the terms those pairs need (each series passes the
     tail test at rho = ``correlation``), computed by the Gauss–Hermite rule of the series length
     at rho = 1 plus ``_NODE_MARGIN`` nodes: a rule with fewer nodes aliases the slowly decaying high
-    orders into the coefficients kept (4e-10 for gelu at m = 1000). The length at rho = 1 grows
+    orders into the coefficients kept (half-way between the lengths: up to 2e-9 of the largest
+    coefficient for tanh, 2e-10 for erf, 2e-11 for gelu). The length at rho = 1 grows
     with the variance (checked for every smooth activation of the registry), so it is searched on
     ``_PROBES`` quantiles of the variances, the largest among them: it grows 1.5x at a time from
     ``first_terms`` (default 96; e.g. the length the previous layer needed); ``None`` beyond
@@ -244,20 +245,12 @@ def coefficient_tables(series, variances: np.ndarray, first_terms: int | None = 
         _, at_probes = _coefficients(functions, probes, terms + top)
         if passed(at_probes, 1.0):
             length = terms if correlation >= 1.0 else _length_at(series, functions, at_probes, correlation, terms)
-            values, largest = _coefficients(functions, variances, length + top, _nodes(terms + top, length + top))
+            values, largest = _coefficients(functions, variances, length + top, terms + top + _NODE_MARGIN)
             if passed(largest, correlation):
                 return CoefficientTables(functions, values, largest, length, terms)
         if terms >= MAX_TERMS:
             return None
         terms = _longer(terms)
-
-
-def _nodes(converged: int, kept: int) -> int:
-    """Gauss–Hermite nodes for coefficients of orders n < ``kept`` of functions whose coefficients
-    have decayed below the tail from order ``converged`` on: a rule of N nodes integrates psi_k psi_n
-    exactly for k + n < 2N, so f_n takes in (aliases) only orders k >= 2N - n, which lie
-    ``_NODE_MARGIN`` orders past the decay when 2N >= converged + kept + 2 _NODE_MARGIN."""
-    return -(-(converged + kept) // 2) + _NODE_MARGIN
 
 
 def _length_at(series, functions: tuple, largest: np.ndarray, rho: float, terms: int) -> int:
