@@ -303,8 +303,9 @@ def pair_series(spec: tuple, coefs, terms, pairs, var_a, var_b, rho):
     derivatives are taken) variances of each pair's samples and ``rho`` (rows, cols) their
     correlations. Returns a list of len(spec) arrays (rows, cols).
 
-    Each Horner step slices one row of coefficients per sample side and derivative order and
-    broadcasts it over the tile: no gathers (gathering them per pair made each term 3.4x slower).
+    Each pass of the Horner loop slices _UNROLL rows of coefficients per sample side and derivative
+    order, weights them (behind a barrier: once per row, not once per pair) and broadcasts them over
+    the tile: no gathers (gathering them per pair made each term 3.4x slower).
     """
     n = np.arange(coefs.shape[0], dtype=float)
     rising = {i: np.exp(0.5 * (gammaln(n + i + 1.0) - gammaln(n + 1.0))) for i in range(5)}

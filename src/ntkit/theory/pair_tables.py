@@ -357,11 +357,11 @@ def _closed_stein(derivatives):
     def stein(kaa, kbb, kab):
         d = derivatives(kaa, kbb, kab)
         p, p_c = d["p"], d["p_c"]
-        g_a, g_b, p_a, p_b = 2 * d["g_a"], 2 * d["g_b"], 2 * d["p_a"], 2 * d["p_b"]  # each once: equal splits are one array
-        g2, g4 = [g_a, p, g_b], [4 * d["g_aa"], p_a, p_c, p_b, 4 * d["g_bb"]]
-        p2, p4 = [p_a, p_c, p_b], [4 * d["p_aa"], 2 * d["p_ac"], d["p_cc"], 2 * d["p_bc"], 4 * d["p_bb"]]
+        twice = {name: 2 * d[name] for name in ("g_a", "g_b", "p_a", "p_b")}  # each computed once: equal splits are one array
+        g2, g4 = [twice["g_a"], p, twice["g_b"]], [4 * d["g_aa"], twice["p_a"], p_c, twice["p_b"], 4 * d["g_bb"]]
+        p2, p4 = [twice["p_a"], p_c, twice["p_b"]], [4 * d["p_aa"], 2 * d["p_ac"], d["p_cc"], 2 * d["p_bc"], 4 * d["p_bb"]]
         # C: (sigma on 0, sigma' on 1) with d_0, d_1; then (sigma' on 0, sigma on 1) with d_0, d_1
-        return g2 + g4 + p2 + p4 + [p, g_b, g_a, p]
+        return g2 + g4 + p2 + p4 + [p, twice["g_b"], twice["g_a"], p]
 
     return stein
 
