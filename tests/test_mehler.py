@@ -11,12 +11,17 @@ from ntkit.theory.tables import integrands
 SMOOTH = [name for name in names() if not isinstance(integrands(get_activation(name))[0], PiecewiseMonomial)]
 
 
+def _mean_path_products(s, d):
+    """Four (f, g, order) series of the mean path's M and N tables for sigma = s, sigma' = d."""
+    return [(product(s, s, s), s, 0), (product(s, s), product(s, s), 0), (product(s, d), product(s, d), 0), (d, product(s, s, d), 0)]
+
+
 def test_tables_for_bounded_correlations_are_shorter_and_agree_with_quadrature():
     """Tables for |rho| <= 0.8 (the gelu products of the mean path, variances 0.6 to 5.3) keep fewer
     terms than those for rho = 1 and their series equal graded Gauss–Legendre 2-D quadrature."""
     gelu = get_activation("gelu")
     s, d = gelu.fn, gelu.derivative(1)
-    series = [(product(s, s, s), s, 0), (product(s, s), product(s, s), 0), (product(s, d), product(s, d), 0), (d, product(s, s, d), 0)]
+    series = _mean_path_products(s, d)
     variances = np.array([0.6, 1.7, 3.1, 5.3])
     short = mehler.coefficient_tables(series, variances, correlation=0.8)
     full = mehler.coefficient_tables(series, variances)
@@ -55,7 +60,7 @@ def test_kept_coefficients_are_not_aliased(name):
     aliases orders near 2N - n into f_n. They equal a rule of twice as many nodes to 2e-11 of the
     largest coefficient; a rule half-way between the two lengths is off by up to 2e-9 (tanh)."""
     s, d = integrands(get_activation(name))
-    series = [(product(s, s, s), s, 0), (product(s, s), product(s, s), 0), (product(s, d), product(s, d), 0), (d, product(s, s, d), 0)]
+    series = _mean_path_products(s, d)
     variances = np.geomspace(0.3, 3.0, 6)
     tables = mehler.coefficient_tables(series, variances, correlation=0.8)
     assert tables.terms < tables.terms_at_one

@@ -33,6 +33,13 @@ scan_networks = 100
 """
 
 runner = CliRunner()
+
+
+def invoke(args: list):
+    """``ntkit args`` in this process, without the persistent compilation cache (see tests/conftest.py)."""
+    return runner.invoke(app, ["--no-compilation-cache", *args])
+
+
 # one worker runs this file (make test runs the suite in processes): the study of tiny_study is computed once
 pytestmark = pytest.mark.xdist_group("width_study")
 
@@ -44,7 +51,7 @@ def tiny_study(tmp_path_factory):
     config = root / "tiny.toml"
     config.write_text(TINY)
     out = root / "out"
-    result = runner.invoke(app, ["--no-compilation-cache", "width-study", str(config), "--out", str(out)])
+    result = invoke(["width-study", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -136,9 +143,9 @@ def test_figures_carry_labels_and_data(tiny_study):
 
 def test_show_and_plot_redraw_a_saved_study(tiny_study, tmp_path):
     out, _ = tiny_study
-    shown = runner.invoke(app, ["--no-compilation-cache", "show", str(out / "study.nc")])
+    shown = invoke(["show", str(out / "study.nc")])
     assert shown.exit_code == 0 and "z inf." in shown.output and "relu" in shown.output
-    redrawn = runner.invoke(app, ["--no-compilation-cache", "plot", str(out / "study.nc"), "--out", str(tmp_path)])
+    redrawn = invoke(["plot", str(out / "study.nc"), "--out", str(tmp_path)])
     assert redrawn.exit_code == 0
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"{s}.png" for s in FIGURES)
 
@@ -198,14 +205,14 @@ def test_interrupted_study_resumes_where_it_stopped(tiny_study, tmp_path):
 def test_bad_config_stops_before_any_work(tmp_path, text, message):
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = runner.invoke(app, ["--no-compilation-cache", "width-study", str(config), "--out", str(tmp_path / "out")])
+    result = invoke(["width-study", str(config), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_config_file_is_named(tmp_path):
-    result = runner.invoke(app, ["--no-compilation-cache", "width-study", str(tmp_path / "nope.toml")])
+    result = invoke(["width-study", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2 and "no config file at" in result.output
 
 
