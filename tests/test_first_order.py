@@ -373,13 +373,15 @@ def test_relu_mean_path_with_a_zero_input_and_a_collinear_pair_equals_the_full_t
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_mean_path_does_not_depend_on_tiling(monkeypatch, activation):
     """One tile holding all pairs against 3 x 3 tiles, the last row and column of tiles moved back
-    to overlap their neighbours (7 inputs)."""
+    to overlap their neighbours (7 inputs), stepped 3 tiles per call (the last call filled up with a repeat)."""
     from ntkit.theory import first_order
 
     mlp = ntkit.MLP(depth=4, activation=activation, c_b=GELU.c_b, c_w=GELU.c_w)
     x = np.random.default_rng(1).normal(size=(7, 3))
     whole = finite_width(mlp, x, tensors="mean")
     monkeypatch.setattr(first_order, "MEAN_TILE", 3)
+    monkeypatch.setattr(first_order, "TILES_PER_CALL", 3)
+    assert len(first_order._tiles(7, 3)) % 3 != 0
     chunked = finite_width(mlp, x, tensors="mean")
     for name in ("K1", "theta1"):
         np.testing.assert_allclose(chunked[name].values, whole[name].values, rtol=1e-13, atol=1e-14)
@@ -404,10 +406,10 @@ def test_mean_path_compiles_its_pair_step_twice_for_any_depth():
     layer 2 (which, came it out weak-typed, compiled layer 3 apart: 3 s of a cold gelu call)."""
     from ntkit.theory import first_order
 
-    first_order._pair_step.clear_cache()
+    first_order._pair_steps.clear_cache()
     mlp = ntkit.MLP(depth=6, activation="gelu", c_b=0.1, c_w=[1.0, 1.2, 1.4, 1.1, 1.3, 1.5], lambda_w=[0.5, 1.0, 0.7, 0.9, 1.1, 0.6])
     finite_width(mlp, np.random.default_rng(2).normal(size=(5, 3)), tensors="mean")
-    assert first_order._pair_step._cache_size() == 2
+    assert first_order._pair_steps._cache_size() == 2
 
 
 def test_sampled_networks_agree_with_every_first_order_tensor():
