@@ -369,7 +369,7 @@ def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list 
                 for i, tile_state in zip(group, new):
                     state[i] = tile_state
         for name, k in (("K1", 0), ("theta1", 1)):
-            out[name][layer - 1] = np.asarray(_gram(m, tuple(tiles), [s[k] for s in state]))
+            _assemble(out[name][layer - 1], tiles, [s[k] for s in state])
     return out
 
 
@@ -394,30 +394,25 @@ def _largest_correlations(K, starts, rows: int, cols: int):
     return jax.vmap(largest)(starts)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _gram(m: int, tiles: tuple, states: list):
-    """The m x m Gram from each tile's distinct entries (rows, cols): [0, 1] on its pairs a < b, mirrored
-    (exactly symmetric), and on the diagonal the entries [0, 0] of the diagonal tiles (the sample-a
-    entry of any pair holding a). The tiles of :func:`_tiles` start on one grid for rows and
-    columns; past the overlap of the last start each owns a block, and the blocks are concatenated."""
+def _assemble(gram: np.ndarray, tiles: list[Tile], planes: list) -> None:
+    """Write the m x m Gram into ``gram`` from each tile's distinct entries (rows, cols) ([0, 0], [0, 1],
+    [1, 1]): [0, 1] on its pairs a < b and mirrored (exactly symmetric), and on the diagonal the entries
+    [0, 0] of the diagonal tiles (the sample-a entry of any pair holding a). The tiles of :func:`_tiles`
+    start on one grid for rows and columns; where the last start overlaps its neighbour, the rows and
+    columns of the overlap are written by the neighbour's tiles only."""
     size = tiles[0].rows
     starts = sorted({tile.r0 for tile in tiles})
-    skip = [0] + [max(0, before + size - start) for before, start in zip(starts, starts[1:])]  # rows owned by the previous start
-    table = {(tile.r0, tile.c0): states[i] for i, tile in enumerate(tiles)}  # the distinct entries [0, 0], [0, 1], [1, 1]
-    rows, diagonal = [], []
-    for r0, r_skip in zip(starts, skip):
-        blocks = []
-        for c0, c_skip in zip(starts, skip):
-            shape = (size - r_skip, size - c_skip)
-            if (r0, c0) in table:
-                wanted = Tile(r0, c0, size, size).upper()[r_skip:, c_skip:]
-                blocks.append(jnp.where(wanted, table[r0, c0][1][r_skip:, c_skip:], 0.0))
-            else:  # below the diagonal
-                blocks.append(jnp.zeros(shape))
-        rows.append(jnp.concatenate(blocks, axis=1))
-        diagonal.append(table[r0, r0][0][r_skip:, 0])
-    upper = jnp.concatenate(rows, axis=0)
-    return upper + upper.T + jnp.diag(jnp.concatenate(diagonal))
+    skip = dict(zip(starts, [0] + [max(0, before + size - start) for before, start in zip(starts, starts[1:])]))
+    for tile, (diagonal, pair, _) in zip(tiles, planes):
+        r_skip, c_skip = skip[tile.r0], skip[tile.c0]
+        rows, cols = slice(tile.r0 + r_skip, tile.r0 + size), slice(tile.c0 + c_skip, tile.c0 + size)
+        wanted = tile.upper()[r_skip:, c_skip:]
+        values = np.asarray(pair)[r_skip:, c_skip:][wanted]
+        gram[rows, cols][wanted] = values
+        gram[cols, rows].T[wanted] = values
+        if tile.r0 == tile.c0:
+            own = np.arange(tile.r0 + r_skip, tile.r0 + size)
+            gram[own, own] = np.asarray(diagonal)[r_skip:, 0]
 
 
 def _groups(count: int, size: int) -> list[tuple[int, ...]]:
