@@ -250,7 +250,8 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
         raise ValueError(f"tensors must be 'all' or 'mean', got {tensors!r}")
     r = _ratios(mlp, widths)
     unique, inverse = _distinct_inputs(x)
-    full_kernels = layer_kernels(mlp, unique, nodes=nodes)
+    stacked = layer_kernels(mlp, unique, nodes=nodes)
+    full_kernels = list(zip(*stacked))  # (K, theta) of each layer
     lines = None
     if mlp.activation.has_kink:  # pairs of Stein tables (layers 2..L-1) nearly or exactly collinear
         collinearities = [gram_collinearity(K) for K, _ in full_kernels[1:-1]]
@@ -267,7 +268,7 @@ def finite_width(mlp: MLP, x, widths: int | Sequence[int] | None = None, tensors
         pair = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("K", "theta", "K1", "theta1")}
         quad = {name: np.stack([getattr(s, name)[..., 0] for s in states]) for name in ("V", "D", "F", "A", "B")}
     else:
-        pair = _mean_path(mlp, full_kernels, r, nodes, lines)
+        pair = _mean_path(mlp, *stacked, r, nodes, lines)
         quad = {}
 
     m = x.shape[0]
@@ -319,20 +320,20 @@ def _distinct_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique[order], np.argsort(order)[inverse.reshape(-1)]
 
 
-def _mean_path(mlp: MLP, full_kernels: list, r: list[float], nodes, lines: list | None) -> dict[str, np.ndarray]:
-    """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1).
+def _mean_path(mlp: MLP, K: np.ndarray, theta: np.ndarray, r: list[float], nodes, lines: list | None) -> dict[str, np.ndarray]:
+    """K1 and theta1 on all m x m entries from the 2-sample problems {a, b} (1-sample {a} if m = 1), with
+    the leading-order K and theta (layers, m, m) they start from.
 
     The pairs a < b advance together layer by layer in square tiles of the Gram matrix
     (:func:`_tiles`); the tables of a layer are prepared once for all inputs
     (:class:`~ntkit.theory.pair_tables.PairTables`), and a tile's Mehler series are as long as its
     largest correlation needs. The diagonal K1_aa is the sample-a entry of any pair holding a.
     """
-    m = full_kernels[0][0].shape[0]
-    out = {name: np.zeros((mlp.depth, m, m)) for name in ("K", "theta", "K1", "theta1")}
-    for l, (K, th) in enumerate(full_kernels):
-        out["K"][l], out["theta"][l] = K, th
+    m = K.shape[1]
+    out = {"K": K, "theta": theta, "K1": np.zeros((mlp.depth, m, m)), "theta1": np.zeros((mlp.depth, m, m))}
+    full_kernels = list(zip(K, theta))
     if m == 1:
-        states = _run(mlp, [(K[..., None], th[..., None]) for K, th in full_kernels], r, nodes, lines)
+        states = _run(mlp, [(k[..., None], th[..., None]) for k, th in full_kernels], r, nodes, lines)
         for l, state in enumerate(states):
             out["K1"][l], out["theta1"][l] = state.K1[..., 0], state.theta1[..., 0]
         return out

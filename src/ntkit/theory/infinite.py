@@ -33,10 +33,9 @@ LANES = 8  # compiled Gram steps see rows padded to a multiple of this many colu
 __all__ = ["infinite_width", "layer_kernels"]
 
 
-def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(K, Theta)] of layers 1..L for validated inputs x (m, n_0)."""
-    K, theta = _kernels(mlp, x, list(range(1, mlp.depth + 1)), nodes)
-    return list(zip(K, theta))
+def layer_kernels(mlp: MLP, x: np.ndarray, nodes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """K and Theta of layers 1..L for validated inputs x (m, n_0), each of shape (L, m, m)."""
+    return _kernels(mlp, x, list(range(1, mlp.depth + 1)), nodes)
 
 
 def _hyper(mlp: MLP, layer: int) -> tuple[float, float, float, float]:
