@@ -6,6 +6,7 @@ tensor symmetries of the specification, and the independence of the two computat
 """
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,6 +313,23 @@ def test_gelu_at_its_fixed_point_d_and_a_grow_faster_than_linear():
 def test_off_criticality_kernel_is_exponential(c_w):
     d = depth_stability(ntkit.MLP(depth=60, activation="relu", c_b=0.0, c_w=c_w), X2[0])
     assert d.attrs["log_rate_K"] == pytest.approx(np.log(c_w / 2), rel=1e-8)
+
+
+def test_validation_report_depth_profiles_follow_the_relu_closed_forms():
+    """The depth section of make validate's report: relu (0, 2) has K^(l+1) = (C_W / 2) K^(l), so the
+    off-critical rate of log K is log 1.1 and the critical one 0; v = 5 (l - 1) gives exponent ~1."""
+    from ntkit.studies.first_order_validation import ValidationCase
+    from ntkit.studies.validation_report import _depth_markdown, depth_profiles
+
+    case = ValidationCase("relu", 0.0, 2.0)
+    profiles = depth_profiles([case], depth=40, off=1.1)
+    assert profiles["v"].sizes == {"case": 1, "point": 2, "layer": 40}
+    rates = profiles["log_rate_K"].sel(case=case.label).values
+    np.testing.assert_allclose(rates, [0.0, np.log(1.1)], atol=1e-10)
+    np.testing.assert_allclose(np.diff(profiles["v"].sel(case=case.label, point="critical").values)[1:], 5.0, rtol=1e-10)
+    assert 0.9 < float(profiles["exponent_v"].sel(case=case.label, point="critical")) < 1.1
+    row = next(line for line in _depth_markdown(profiles, Path("depth.png")).splitlines() if line.startswith(f"| {case.label} | C_W x 1.1 |"))
+    assert row.split(" | ")[-2] == "+0.0953"  # the rate of log K: log 1.1
 
 
 # --- the mean path's tables and chunking ------------------------------------------------------
