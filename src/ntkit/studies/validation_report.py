@@ -117,6 +117,7 @@ def _depth_markdown(profiles: xr.Dataset, figure: Path) -> str:
     lo, hi = profiles.attrs["fit_window"]
     off = profiles.attrs["off_critical_factor"]
     lines = [
+        "",
         "## Depth stability (theory, one input)",
         "",
         f"The recursions of one input (each case's first input) to layer {profiles.attrs['depth']}, at each case's critical point and",
